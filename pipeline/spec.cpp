@@ -144,9 +144,28 @@ PipelineSpec load_spec(const fs::path& file, const StageRegistry& registry,
   return parse_spec(text.str(), file, registry, overrides, store_override);
 }
 
+namespace {
+PipelineSpec parse_checked(const std::string& yaml_text, const fs::path& file,
+                           const StageRegistry& registry, const std::vector<std::string>& overrides,
+                           const std::string& store_override);
+}
+
 PipelineSpec parse_spec(const std::string& yaml_text, const fs::path& file,
                         const StageRegistry& registry, const std::vector<std::string>& overrides,
                         const std::string& store_override) {
+  try {
+    return parse_checked(yaml_text, file, registry, overrides, store_override);
+  } catch (const YAML::Exception& e) {
+    // Shapes the reader did not anticipate (a map where a list belongs, ...).
+    throw Error(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1),
+                "unexpected YAML structure: " + e.msg, "see docs/yaml.md");
+  }
+}
+
+namespace {
+PipelineSpec parse_checked(const std::string& yaml_text, const fs::path& file,
+                           const StageRegistry& registry, const std::vector<std::string>& overrides,
+                           const std::string& store_override) {
   SpecReader r(file, registry);
   YAML::Node root;
   try {
@@ -376,5 +395,6 @@ PipelineSpec parse_spec(const std::string& yaml_text, const fs::path& file,
   for (auto& [s, nodes] : expanded) spec.stages.push_back(std::move(s));
   return spec;
 }
+}  // namespace
 
 }  // namespace lvmflow
