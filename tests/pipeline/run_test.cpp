@@ -255,3 +255,29 @@ stages:
 
 }  // namespace
 }  // namespace lvmflow::testing
+
+namespace lvmflow::testing {
+namespace {
+
+TEST_F(RunTest, GcRemovesOnlyWhatNoCacheEntryPointsTo) {
+  auto s = spec(kChain);
+  auto r = run(s);
+  ASSERT_EQ(r.status, "succeeded");
+  Store store(s.store);
+  auto orphan = s.store / "artifacts" / "ab" / "abandoned";
+  std::filesystem::create_directories(orphan);
+  std::ofstream(orphan / "batches.bin") << "partial";
+  auto dead_staging = s.store / "staging" / "0123456789abcdef-999999999-1";
+  std::filesystem::create_directories(dead_staging);
+  auto [removed, bytes] = store.gc();
+  EXPECT_EQ(removed, 2);
+  EXPECT_GT(bytes, 0);
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  EXPECT_FALSE(std::filesystem::exists(dead_staging));
+  for (const auto& p : r.plan.stages) EXPECT_TRUE(store.find_cache(p.key)) << p.spec->name;
+  auto again = run(s);
+  for (const auto& [stage, action] : actions(s, again.run_id)) EXPECT_EQ(action, "cached") << stage;
+}
+
+}  // namespace
+}  // namespace lvmflow::testing
