@@ -1,0 +1,201 @@
+// Stage encode.gtr_t5: chunk text -> embedding, with an item-level cache so a dataset rebuild
+// encodes only the chunks whose text changed.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "pipeline/error.hpp"
+#include "pipeline/hash.hpp"
+#include "pipeline/stage.hpp"
+#include "stages/common/npy.hpp"
+#include "stages/encode/encoder_record.hpp"
+#include "stages/encode/text_encoder.hpp"
+
+namespace lvmflow {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kType = "encode.gtr_t5";
+constexpr const char* kCacheNamespace = "encode.gtr_t5/v1";
+
+EncoderOptions options_from(const Params& p) {
+  EncoderOptions o;
+  o.model_dir = p.has("model") ? fs::path(p.get_path("model")) : fs::path();
+  o.pooling = parse_pooling(p.get_string("pooling"), std::string(kType) + " param pooling");
+  o.max_length = p.get_int("max_length");
+  o.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kType) + " param dtype");
+  o.max_batch_tokens = p.get_int("max_batch_tokens");
+  return o;
+}
+
+void validate(const Params& p) {
+  EncoderOptions o = options_from(p);  // checks pooling and dtype names
+  if (o.max_length < 0 || o.max_length == 1)
+    throw Error("param max_length", "must be 0 (the model's own) or at least 2 tokens, found " +
+                                        std::to_string(o.max_length));
+  if (o.max_batch_tokens < 1) throw Error("param max_batch_tokens", "must be positive");
+  if (p.get_int("threads") < 0) throw Error("param threads", "must be 0 (tuned default) or positive");
+  // Cheap early checks, so a wrong path fails at `plan` time rather than mid-run.
+  if (!o.model_dir.empty()) {
+    if (!fs::is_directory(o.model_dir))
+      throw Error(o.model_dir.string(), "model folder " + o.model_dir.string() + " does not exist",
+                  "point `model` at a sentence-transformers/gtr-t5-base style folder, or leave it "
+                  "empty for the built-in (non-GTR) encoder");
+    for (const char* f : {"config.json", "spiece.model"})
+      if (!fs::exists(o.model_dir / f))
+        throw Error((o.model_dir / f).string(), "model folder has no " + (o.model_dir / f).string(),
+                    "copy the complete model folder");
+  }
+}
+
+class EncodeStage : public MapStage {
+ public:
+  explicit EncodeStage(const Params& p)
+      : options_(options_from(p)), threads_(static_cast<int>(p.get_int("threads"))),
+        text_column_(p.get_string("text_column")) {}
+
+  void start(StageContext& ctx) override {
+    set_encoder_threads(threads_);
+    encoder_ = make_text_encoder(options_);
+    if (encoder_->is_builtin())
+      ctx.log("encoder: builtin-hash-768, NOT GTR-T5 (no `model` configured): hashed word and "
+              "word-pair features; vectors are not comparable to GTR-T5 vectors and vec2text cannot "
+              "decode them. Set `model:` to a gtr-t5-base folder for real embeddings.");
+    else
+      ctx.log("encoder: " + encoder_->name() + ", pooling " + to_string(encoder_->pooling()) +
+              ", max_length " + std::to_string(encoder_->max_length()) + ", dim " +
+              std::to_string(encoder_->dim()) + ", fingerprint " + encoder_->fingerprint().substr(0, 16));
+    ctx.metric_text("encoder", encoder_->name());
+    ctx.metric_text("encoder_fingerprint", encoder_->fingerprint());
+    ctx.metric_text("pooling", encoder_->is_builtin() ? "builtin-hash" : to_string(encoder_->pooling()));
+    const fs::path dir = ctx.artifact_dir();
+    vectors_ = std::make_unique<NpyWriter>(dir / "vectors.npy", encoder_->dim());
+    ids_.open(dir / "chunk_ids.txt", std::ios::binary | std::ios::trunc);
+    if (!ids_) throw Error((dir / "chunk_ids.txt").string(), "cannot create file");
+  }
+
+  Batch process(StageContext& ctx, const Batch& in) override {
+    if (!encoder_) throw Error(ctx.stage_name(), "process() before start()");
+    const auto& texts = in.text_column(text_column_);
+    const std::size_t dim = encoder_->dim();
+    Batch out = in;
+    out.dim = dim;
+    out.vectors.assign(in.rows() * dim, 0.0f);
+
+    std::vector<std::string> keys(in.rows());
+    for (std::size_t i = 0; i < in.rows(); ++i) keys[i] = cache_key(texts[i]);
+    auto cached = ctx.item_cache().get_many(kCacheNamespace, keys);
+
+    std::vector<std::size_t> missing;
+    for (std::size_t i = 0; i < in.rows(); ++i) {
+      if (cached[i] && cached[i]->size() == dim * sizeof(float))
+        std::memcpy(out.vectors.data() + i * dim, cached[i]->data(), dim * sizeof(float));
+      else
+        missing.push_back(i);
+    }
+    if (!missing.empty()) {
+      std::vector<std::string> todo;
+      todo.reserve(missing.size());
+      for (auto i : missing) todo.push_back(texts[i]);
+      std::vector<float> fresh(missing.size() * dim);
+      const auto t0 = std::chrono::steady_clock::now();
+      encoder_->encode(todo, fresh.data());
+      encode_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+      std::vector<std::pair<std::string, std::string>> entries;
+      entries.reserve(missing.size());
+      for (std::size_t j = 0; j < missing.size(); ++j) {
+        const float* v = fresh.data() + j * dim;
+        std::memcpy(out.vectors.data() + missing[j] * dim, v, dim * sizeof(float));
+        entries.emplace_back(keys[missing[j]], std::string(reinterpret_cast<const char*>(v), dim * sizeof(float)));
+      }
+      ctx.item_cache().put_many(kCacheNamespace, entries);
+    }
+    hits_ += in.rows() - missing.size();
+    misses_ += missing.size();
+    return out;
+  }
+
+  void consume_ordered(StageContext&, const Batch& out) override {
+    vectors_->append(out.vectors.data(), out.rows());
+    for (const auto& id : out.ids) ids_ << id << '\n';
+    rows_ += out.rows();
+  }
+
+  void finish(StageContext& ctx) override {
+    if (!encoder_) return;
+    vectors_->close();
+    ids_.flush();
+    if (!ids_) throw Error((ctx.artifact_dir() / "chunk_ids.txt").string(), "failed writing chunk ids");
+    ids_.close();
+    write_json_file((ctx.artifact_dir() / "encoder.json").string(),
+                    encoder_record(*encoder_, options_.model_dir, rows_));
+    const std::string& label = encoder_->name();
+    ctx.metric("cache_hits", static_cast<double>(hits_), -1, label);
+    ctx.metric("cache_misses", static_cast<double>(misses_), -1, label);
+    const double seconds = static_cast<double>(encode_ns_) * 1e-9;
+    ctx.metric("encode_seconds", seconds, -1, label);
+    if (misses_ > 0 && seconds > 0) ctx.metric("encoded_chunks_per_second", static_cast<double>(misses_) / seconds, -1, label);
+    ctx.log("encoded " + std::to_string(misses_.load()) + " chunks, " + std::to_string(hits_.load()) +
+            " from the item cache, with " + label);
+  }
+
+ private:
+  // (model fingerprint, pooling, max length, text) -> one key. The fingerprint already covers
+  // pooling and max length; they are spelled out so the key stays right if that changes.
+  std::string cache_key(const std::string& text) const {
+    return Sha256()
+        .field(encoder_->fingerprint())
+        .field(encoder_->is_builtin() ? "builtin" : to_string(encoder_->pooling()))
+        .field(std::to_string(encoder_->max_length()))
+        .field(text)
+        .hex();
+  }
+
+  EncoderOptions options_;
+  int threads_;
+  std::string text_column_;
+  std::unique_ptr<TextEncoder> encoder_;
+  std::unique_ptr<NpyWriter> vectors_;
+  std::ofstream ids_;
+  std::size_t rows_ = 0;
+  std::atomic<std::size_t> hits_{0}, misses_{0};
+  std::atomic<std::int64_t> encode_ns_{0};
+};
+
+}  // namespace
+
+void register_encode_stages(StageRegistry& registry) {
+  StageInfo info;
+  info.type = kType;
+  info.version = 1;
+  info.kind = StageKind::Map;
+  info.summary =
+      "Chunk text -> GTR-T5 embedding (libtorch), with an item-level cache keyed by model, pooling, "
+      "max length and text; writes vectors.npy (row i = chunk i), chunk_ids.txt and encoder.json. "
+      "Without `model`, a built-in hashed encoder (NOT GTR-T5) is used and says so.";
+  info.params = {
+      {"model", ParamType::Path, "",
+       "sentence-transformers model folder (config.json, model.safetensors or pytorch_model.bin, "
+       "spiece.model, modules.json, 1_Pooling/, 2_Dense/); empty = built-in hashed encoder, NOT GTR-T5"},
+      {"pooling", ParamType::String, "sentence-transformers",
+       "sentence-transformers (mean -> Dense -> L2 normalise) or vec2text (mean of encoder output; "
+       "the space vec2text inverts)"},
+      {"max_length", ParamType::Int, "0", "tokens per text incl. EOS; 0 = the model's max_seq_length"},
+      {"dtype", ParamType::String, "float32", "float32 or bfloat16 (matmuls only; see docs/benchmarks/encode.md)"},
+      {"text_column", ParamType::String, "text", "input text column to embed"},
+      {"max_batch_tokens", ParamType::Int, "8192",
+       "padded tokens per forward pass (texts are bucketed by length inside a batch)", false, false},
+      {"threads", ParamType::Int, "0", "intra-op threads; 0 = tuned default", false, false},
+  };
+  info.min_inputs = 1;
+  info.max_inputs = 1;
+  info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p); };
+  info.validate = validate;
+  registry.add(std::move(info));
+}
+
+}  // namespace lvmflow
