@@ -1,0 +1,493 @@
+// lvm.train (barrier), lvm.predict (map), lvm.eval (barrier).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "pipeline/error.hpp"
+#include "pipeline/hash.hpp"
+#include "pipeline/stage.hpp"
+#include "stages/common/npy.hpp"
+#include "stages/lvm/baselines.hpp"
+#include "stages/lvm/checkpoint.hpp"
+#include "stages/lvm/trainer.hpp"
+
+namespace lvmflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kEncoderFile = "encoder.json";
+
+// Predictions of `model` for `rows` of `data`, [rows.size() x D], in chunks to bound memory.
+std::vector<float> predict_rows(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
+  torch::NoGradGuard no_grad;
+  std::vector<float> out(rows.size() * data.dim);
+  constexpr std::size_t kChunk = 256;
+  for (std::size_t begin = 0; begin < rows.size(); begin += kChunk) {
+    const std::size_t end = std::min(rows.size(), begin + kChunk);
+    torch::Tensor contexts, targets;
+    gather_windows(data, rows, begin, end, &contexts, &targets);
+    auto pred = model.forward(contexts).contiguous();
+    std::memcpy(out.data() + begin * data.dim, pred.data_ptr<float>(), sizeof(float) * pred.numel());
+  }
+  return out;
+}
+
+void check_model_fits(const ModelConfig& config, const WindowData& data, const std::string& where) {
+  if (std::size_t(config.input_dim) != data.dim)
+    throw Error(where, "model '" + config.arch + "' takes " + std::to_string(config.input_dim) +
+                           "-D vectors, the windows hold " + std::to_string(data.dim) + "-D vectors",
+                "train the model on windows from the same encoder");
+  if (std::size_t(config.context) != data.context)
+    throw Error(where, "model '" + config.arch + "' was trained on " + std::to_string(config.context) +
+                           " context vectors, the windows have " + std::to_string(data.context),
+                "use the same `context:` in seq.window for training and prediction");
+}
+
+// ---------------------------------------------------------------------------------------
+// lvm.train
+
+TrainSettings train_settings(const Params& p) {
+  TrainSettings s;
+  s.arch = p.get_string("arch");
+  s.hidden = p.get_int("hidden");
+  s.layers = p.get_int("layers");
+  s.epochs = p.get_int("epochs");
+  s.batch_size = p.get_int("batch_size");
+  s.lr = p.get_float("lr");
+  s.weight_decay = p.get_float("weight_decay");
+  s.grad_clip = p.get_float("grad_clip");
+  s.patience = p.get_int("patience");
+  s.factor = p.get_float("factor");
+  s.loss = p.get_string("loss");
+  s.temperature = p.get_float("temperature");
+  s.seed = static_cast<std::uint64_t>(p.get_int("seed"));
+  return s;
+}
+
+class TrainStage : public BarrierStage {
+ public:
+  explicit TrainStage(const Params& params) : params_(params), settings_(train_settings(params)) {}
+
+  void run(StageContext& ctx, std::vector<StageInput>& inputs, BatchSink& out) override {
+    const std::string where = "stage '" + ctx.stage_name() + "' (lvm.train)";
+    if (inputs.empty()) throw Error(where, "no input", "give lvm.train a seq.window stage as input");
+    WindowData data = collect_windows(inputs[0].batches, where);
+    if (data.rows() == 0) throw Error(where, "no windows to train on", "check that seq.window produced windows");
+    if (std::int64_t threads = params_.get_int("threads"); threads > 0) torch::set_num_threads(int(threads));
+
+    const std::string fingerprint = windows_fingerprint(data);
+    fs::path resume_dir;
+    if (params_.get_bool("resume")) resume_dir = resume_folder(ctx, fingerprint);
+    TrainResult result = train_model(data, settings_, resume_dir, ctx);
+
+    const auto val_rows = data.rows_in_split(1);
+    BaselinePredictor linear("linear_average", data);
+    const double linear_cosine = val_rows.empty() ? 0.0 : score_baseline(linear, data, val_rows).cosine;
+    const std::int64_t n_params = result.model->parameter_count();
+
+    Json info;
+    info["format"] = "lvmflow.lvm/1";
+    info["arch"] = settings_.arch;
+    info["context"] = std::int64_t(data.context);
+    info["dim"] = std::int64_t(data.dim);
+    info["training"] = settings_json();
+    Json metrics;
+    metrics["best_epoch"] = result.best_epoch;
+    metrics["val_cosine"] = result.best_val_cosine;
+    metrics["val_mse"] = result.best_val_mse;
+    metrics["linear_average_val_cosine"] = linear_cosine;
+    metrics["train_samples_per_s"] = result.train_samples_per_s;
+    metrics["resumed_from_epoch"] = result.resumed_from_epoch;
+    Json::Array history;
+    for (const auto& h : result.history) {
+      Json e;
+      e["epoch"] = h.epoch, e["train_loss"] = h.train_loss, e["val_loss"] = h.val_loss;
+      e["val_cosine"] = h.val_cosine, e["val_mse"] = h.val_mse, e["lr"] = h.lr, e["seconds"] = h.seconds;
+      history.push_back(std::move(e));
+    }
+    metrics["history"] = Json(std::move(history));
+    info["metrics"] = metrics;
+    Json windows;
+    windows["train"] = std::int64_t(data.rows() - val_rows.size());
+    windows["val"] = std::int64_t(val_rows.size());
+    windows["fingerprint"] = fingerprint;
+    windows["stage"] = inputs[0].name;
+    info["windows"] = windows;
+    // The encoder that made the vectors, when seq.window passed its description on.
+    if (!inputs[0].dir.empty() && fs::exists(inputs[0].dir / kEncoderFile)) {
+      info["encoder"] = read_json_file((inputs[0].dir / kEncoderFile).string());
+      info["encoder_fingerprint"] = sha256_file(inputs[0].dir / kEncoderFile);
+    }
+    save_checkpoint(*result.model, info, ctx.artifact_dir());
+
+    ctx.metric("best_val_cosine", result.best_val_cosine, -1, settings_.arch);
+    ctx.metric("best_epoch", double(result.best_epoch), -1, settings_.arch);
+    ctx.metric("params", double(n_params), -1, settings_.arch);
+    ctx.metric("train_samples_per_s", result.train_samples_per_s, -1, settings_.arch);
+    if (!val_rows.empty()) {
+      char line[200];
+      std::snprintf(line, sizeof line, "%s: best val cosine %.4f at epoch %lld vs linear average %.4f (%s), %lld params",
+                    settings_.arch.c_str(), result.best_val_cosine, static_cast<long long>(result.best_epoch),
+                    linear_cosine, result.best_val_cosine > linear_cosine ? "beats it" : "does NOT beat it",
+                    static_cast<long long>(n_params));
+      ctx.log(line);
+    }
+    // The committed checkpoint supersedes the resume state.
+    if (!resume_dir.empty()) {
+      std::error_code ec;
+      fs::remove_all(resume_dir, ec);
+    }
+
+    Batch row;
+    row.ids = {settings_.arch};
+    row.text["arch"] = {settings_.arch};
+    row.ints["params"] = {n_params};
+    row.reals["val_cosine"] = {result.best_val_cosine};
+    out.emit(std::move(row));
+  }
+
+ private:
+  // Resume state lives beside the staging folders (each run gets a fresh staging folder),
+  // named by everything that decides the result except the epoch count, so a rerun after an
+  // interruption - even one asking for more epochs - finds it.
+  fs::path resume_folder(StageContext& ctx, const std::string& fingerprint) const {
+    Sha256 h;
+    h.field("lvm.train");
+    for (const auto& [name, value] : params_.values()) {
+      if (name == "threads" || name == "resume" || name == "epochs") continue;
+      h.field(name).field(value.canonical);
+    }
+    h.field(fingerprint);
+    return ctx.artifact_dir().parent_path() / ("resume-" + h.hex().substr(0, 24));
+  }
+
+  Json settings_json() const {
+    Json t;
+    t["epochs"] = settings_.epochs, t["batch_size"] = settings_.batch_size, t["lr"] = settings_.lr;
+    t["weight_decay"] = settings_.weight_decay, t["grad_clip"] = settings_.grad_clip;
+    t["patience"] = settings_.patience, t["factor"] = settings_.factor, t["loss"] = settings_.loss;
+    t["temperature"] = settings_.temperature, t["seed"] = std::int64_t(settings_.seed);
+    t["optimizer"] = "AdamW", t["scheduler"] = "ReduceLROnPlateau(val_loss)";
+    return t;
+  }
+
+  Params params_;
+  TrainSettings settings_;
+};
+
+// ---------------------------------------------------------------------------------------
+// lvm.predict
+
+class PredictStage : public MapStage {
+ public:
+  explicit PredictStage(const Params& params) : rollout_steps_(std::size_t(params.get_int("rollout_steps"))) {}
+
+  void start(StageContext& ctx) override {
+    where_ = "stage '" + ctx.stage_name() + "' (lvm.predict)";
+    if (ctx.input_count() < 2)
+      throw Error(where_, "no model input", "list a lvm.train stage as the second input: inputs: [windows, train]");
+    checkpoint_ = load_checkpoint(ctx.input_dir(1));
+    model_name_ = ctx.input_name(1);
+    if (rollout_steps_ > 0) rollout_path_ = ctx.artifact_dir() / "rollout.npy";
+  }
+
+  Batch process(StageContext&, const Batch& in) override {
+    Batch out;
+    out.seq = in.seq;
+    if (in.rows() == 0) return out;
+    WindowData data = collect_windows({in}, where_);
+    LvmModel& model = *checkpoint_.model;
+    check_model_fits(model.config(), data, where_);
+    const std::size_t d = data.dim, n = data.context, rows = data.rows();
+    std::vector<std::size_t> all(rows);
+    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
+    std::vector<float> pred = predict_rows(model, data, all);
+
+    out.ids = data.ids;
+    out.ints["article_id"] = data.article_ids;
+    out.ints["target_position"] = data.target_positions;
+    out.ints["split"] = data.splits;
+    out.text["model"] = std::vector<std::string>(rows, model_name_);
+    auto& cosine = out.reals["cosine"];
+    for (std::size_t r = 0; r < rows; ++r) cosine.push_back(cosine_similarity(pred.data() + r * d, data.target_of(r), d));
+    out.dim = d;
+    out.vectors = pred;
+
+    std::vector<float> rollout;
+    if (rollout_steps_ > 0) {
+      // Autoregressive roll-out: the context slides forward over the model's own predictions.
+      torch::NoGradGuard no_grad;
+      torch::Tensor contexts, targets;
+      gather_windows(data, all, 0, rows, &contexts, &targets);
+      torch::Tensor step = torch::from_blob(pred.data(), {std::int64_t(rows), std::int64_t(d)}).clone();
+      std::vector<torch::Tensor> steps = {step};
+      for (std::size_t k = 1; k < rollout_steps_; ++k) {
+        contexts = torch::cat({contexts.narrow(1, 1, std::int64_t(n) - 1), step.unsqueeze(1)}, 1);
+        step = model.forward(contexts);
+        steps.push_back(step);
+      }
+      auto stacked = torch::stack(steps, 1).contiguous();   // [rows, K, D]
+      rollout.assign(stacked.data_ptr<float>(), stacked.data_ptr<float>() + stacked.numel());
+      auto& degeneration = out.reals["rollout_degeneration"];
+      for (std::size_t r = 0; r < rows; ++r)
+        degeneration.push_back(mean_pairwise_cosine(rollout.data() + r * rollout_steps_ * d, rollout_steps_, d));
+    }
+
+    std::lock_guard lock(mutex_);
+    for (std::size_t r = 0; r < rows; ++r) {
+      auto& acc = data.splits[r] == 1 ? val_ : train_;
+      acc.sum += out.reals["cosine"][r];
+      ++acc.count;
+      if (rollout_steps_ > 0) degeneration_sum_ += out.reals["rollout_degeneration"][r];
+    }
+    if (rollout_steps_ > 0) pending_rollouts_[out.ids.front()] = std::move(rollout);
+    return out;
+  }
+
+  void consume_ordered(StageContext&, const Batch& batch) override {
+    if (rollout_steps_ == 0 || batch.rows() == 0) return;
+    std::vector<float> rollout;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = pending_rollouts_.find(batch.ids.front());
+      if (it == pending_rollouts_.end()) return;
+      rollout = std::move(it->second);
+      pending_rollouts_.erase(it);
+    }
+    if (!rollout_writer_) rollout_writer_ = std::make_unique<NpyWriter>(rollout_path_, rollout_steps_ * batch.dim);
+    rollout_writer_->append(rollout.data(), batch.rows());
+  }
+
+  void finish(StageContext& ctx) override {
+    if (rollout_writer_) rollout_writer_->close();
+    const std::string& label = model_name_;
+    if (val_.count) ctx.metric("val_cosine", val_.sum / double(val_.count), -1, label);
+    if (train_.count) ctx.metric("train_cosine", train_.sum / double(train_.count), -1, label);
+    ctx.metric("windows", double(val_.count + train_.count), -1, label);
+    if (rollout_steps_ > 0 && val_.count + train_.count > 0) {
+      double degeneration = degeneration_sum_ / double(val_.count + train_.count);
+      ctx.metric("rollout_degeneration", degeneration, std::int64_t(rollout_steps_), label);
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "%s: %zu-step roll-outs, mean pairwise cosine of generated vectors %.4f (1 = collapsed); "
+                    "vectors in rollout.npy [windows, steps, dim]",
+                    label.c_str(), rollout_steps_, degeneration);
+      ctx.log(line);
+    }
+  }
+
+ private:
+  struct Mean {
+    double sum = 0;
+    std::size_t count = 0;
+  };
+  std::size_t rollout_steps_;
+  std::string where_, model_name_;
+  LoadedCheckpoint checkpoint_;
+  std::mutex mutex_;
+  Mean train_, val_;
+  double degeneration_sum_ = 0;
+  std::map<std::string, std::vector<float>> pending_rollouts_;   // by first window id
+  fs::path rollout_path_;
+  std::unique_ptr<NpyWriter> rollout_writer_;
+};
+
+// ---------------------------------------------------------------------------------------
+// lvm.eval
+
+struct EvalRow {
+  std::string name, arch;
+  std::int64_t params = 0;
+  double cosine = 0, mse = 0, latency_ms = 0;
+};
+
+// Median wall time of single-window predictions over the first validation windows.
+double latency_per_query_ms(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
+  torch::NoGradGuard no_grad;
+  const std::size_t count = std::min<std::size_t>(rows.size(), 64);
+  std::vector<double> times;
+  for (std::size_t i = 0; i < count + 5; ++i) {   // the first 5 warm up
+    torch::Tensor contexts, targets;
+    gather_windows(data, rows, i % count, i % count + 1, &contexts, &targets);
+    auto start = std::chrono::steady_clock::now();
+    auto pred = model.forward(contexts);
+    (void)pred.data_ptr<float>();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (i >= 5) times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  return times.empty() ? 0.0 : times[times.size() / 2];
+}
+
+std::string format_table(const std::vector<EvalRow>& rows, double linear_cosine, std::size_t val_windows) {
+  std::ostringstream t;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-22s %-12s %12s %10s %10s %10s %8s %10s\n", "model", "arch", "params",
+                "val_cos", "val_mse", "gain", "gain_%", "ms/query");
+  t << line;
+  for (const auto& r : rows) {
+    const double gain = r.cosine - linear_cosine;
+    std::snprintf(line, sizeof line, "%-22s %-12s %12lld %10.4f %10.6f %+10.4f %+7.1f%% %10.3f\n", r.name.c_str(),
+                  r.arch.c_str(), static_cast<long long>(r.params), r.cosine, r.mse, gain,
+                  linear_cosine != 0 ? 100.0 * gain / std::abs(linear_cosine) : 0.0, r.latency_ms);
+    t << line;
+  }
+  t << "(" << val_windows << " validation windows; gain = val cosine minus the linear-average baseline's; "
+    << "ms/query = median batch-1 latency)\n";
+  return t.str();
+}
+
+class EvalStage : public BarrierStage {
+ public:
+  explicit EvalStage(const Params& params) : seed_(std::uint64_t(params.get_int("seed"))) {}
+
+  void run(StageContext& ctx, std::vector<StageInput>& inputs, BatchSink& out) override {
+    const std::string where = "stage '" + ctx.stage_name() + "' (lvm.eval)";
+    if (inputs.empty()) throw Error(where, "no input", "inputs: [windows, train_a, train_b, ...]");
+    WindowData data = collect_windows(inputs[0].batches, where);
+    const auto val_rows = data.rows_in_split(1);
+    if (val_rows.empty())
+      throw Error(where, "no validation windows", "set seq.window's val_fraction above 0 and give it several articles");
+
+    std::vector<EvalRow> rows;
+    double linear_cosine = 0;
+    for (const auto& name : baseline_names()) {
+      if (ctx.cancelled()) return;
+      BaselinePredictor baseline(name, data, seed_);
+      EvalRow row{name, "baseline", 0, 0, 0, 0};
+      auto start = std::chrono::steady_clock::now();
+      PredictionScore s = score_baseline(baseline, data, val_rows);
+      row.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+                       double(val_rows.size());
+      row.cosine = s.cosine, row.mse = s.mse;
+      if (name == "linear_average") linear_cosine = s.cosine;
+      rows.push_back(row);
+    }
+    for (std::size_t i = 1; i < inputs.size(); ++i) {
+      if (ctx.cancelled()) return;
+      LoadedCheckpoint ckpt = load_checkpoint(inputs[i].dir);
+      LvmModel& model = *ckpt.model;
+      check_model_fits(model.config(), data, where + " input '" + inputs[i].name + "'");
+      std::vector<float> pred = predict_rows(model, data, val_rows);
+      EvalRow row{inputs[i].name, model.config().arch, model.parameter_count(), 0, 0, 0};
+      for (std::size_t k = 0; k < val_rows.size(); ++k) {
+        row.cosine += cosine_similarity(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
+        row.mse += mean_squared_error(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
+      }
+      row.cosine /= double(val_rows.size());
+      row.mse /= double(val_rows.size());
+      row.latency_ms = latency_per_query_ms(model, data, val_rows);
+      rows.push_back(row);
+    }
+
+    const std::string table = format_table(rows, linear_cosine, val_rows.size());
+    ctx.log("validation results\n" + table);
+    ctx.metric_text("eval_table", table);
+    Batch batch;
+    for (const auto& r : rows) {
+      ctx.metric("val_cosine", r.cosine, -1, r.name);
+      ctx.metric("val_mse", r.mse, -1, r.name);
+      ctx.metric("gain_vs_linear_average", r.cosine - linear_cosine, -1, r.name);
+      ctx.metric("latency_ms", r.latency_ms, -1, r.name);
+      if (r.arch != "baseline") ctx.metric("params", double(r.params), -1, r.name);
+      batch.ids.push_back(r.name);
+      batch.text["arch"].push_back(r.arch);
+      batch.ints["params"].push_back(r.params);
+      batch.reals["val_cosine"].push_back(r.cosine);
+      batch.reals["val_mse"].push_back(r.mse);
+      batch.reals["gain_vs_linear_average"].push_back(r.cosine - linear_cosine);
+      batch.reals["latency_ms"].push_back(r.latency_ms);
+    }
+    out.emit(std::move(batch));
+  }
+
+ private:
+  std::uint64_t seed_;
+};
+
+}  // namespace
+
+void register_lvm_stages(StageRegistry& registry) {
+  {
+    StageInfo info;
+    info.type = "lvm.train";
+    info.version = 1;
+    info.kind = StageKind::Barrier;
+    info.summary = "Trains one next-vector model (amn, lstm, gru, transformer) on seq.window windows; "
+                   "writes model.safetensors + model.json";
+    info.params = {
+        {"arch", ParamType::String, "amn", "architecture: amn, lstm, gru or transformer"},
+        {"hidden", ParamType::Int, "0", "hidden width; 0 = the architecture's default (512, amn 256)"},
+        {"layers", ParamType::Int, "0", "layers; 0 = the architecture's default (lstm 2, gru 4, transformer 4)"},
+        {"epochs", ParamType::Int, "20", "training epochs"},
+        {"batch_size", ParamType::Int, "32", "windows per optimizer step"},
+        {"lr", ParamType::Float, "0.0005", "AdamW learning rate"},
+        {"weight_decay", ParamType::Float, "0.01", "AdamW weight decay"},
+        {"grad_clip", ParamType::Float, "1", "max global gradient norm; 0 disables clipping"},
+        {"patience", ParamType::Int, "3", "ReduceLROnPlateau: epochs without val-loss improvement before the lr drops"},
+        {"factor", ParamType::Float, "0.5", "ReduceLROnPlateau: lr multiplier"},
+        {"loss", ParamType::String, "mse", "mse, cosine or infonce"},
+        {"temperature", ParamType::Float, "0.07", "InfoNCE temperature"},
+        {"seed", ParamType::Int, "42", "seeds initial weights, dropout and shuffling"},
+        {"threads", ParamType::Int, "0", "torch intra-op threads; 0 = torch's default", false, false},
+        {"resume", ParamType::Bool, "true",
+         "keep per-epoch state beside the staging folders and continue an interrupted run", false, false},
+    };
+    info.min_inputs = 1;
+    info.max_inputs = 1;
+    info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<TrainStage>(p); };
+    info.validate = [](const Params& p) {
+      if (!is_model_architecture(p.get_string("arch")))
+        throw Error("param arch", "unknown architecture '" + p.get_string("arch") + "'",
+                    "use one of amn, lstm, gru, transformer");
+      const std::string loss = p.get_string("loss");
+      if (loss != "mse" && loss != "cosine" && loss != "infonce")
+        throw Error("param loss", "unknown loss '" + loss + "'", "use mse, cosine or infonce");
+      if (p.get_int("epochs") < 1) throw Error("param epochs", "must be at least 1", "set `epochs:` to e.g. 20");
+      if (p.get_int("batch_size") < 1) throw Error("param batch_size", "must be at least 1", "set `batch_size:` to e.g. 32");
+      if (p.get_float("lr") <= 0) throw Error("param lr", "must be positive", "set `lr:` to e.g. 0.0005");
+      if (p.get_int("hidden") < 0 || p.get_int("layers") < 0)
+        throw Error("param hidden/layers", "must not be negative", "use 0 for the architecture's default");
+      if (p.get_float("temperature") <= 0) throw Error("param temperature", "must be positive", "set e.g. 0.07");
+    };
+    registry.add(std::move(info));
+  }
+  {
+    StageInfo info;
+    info.type = "lvm.predict";
+    info.version = 1;
+    info.kind = StageKind::Map;
+    info.summary = "Predicts the next vector of every window with a trained model (side input: a lvm.train stage); "
+                   "optional K-step autoregressive roll-outs";
+    info.params = {
+        {"rollout_steps", ParamType::Int, "0",
+         "K > 0: also roll each window out K steps on the model's own predictions (rollout.npy) and "
+         "report degeneration"},
+    };
+    info.min_inputs = 2;
+    info.max_inputs = 2;
+    info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<PredictStage>(p); };
+    info.validate = [](const Params& p) {
+      if (p.get_int("rollout_steps") < 0) throw Error("param rollout_steps", "must not be negative", "use 0 to disable");
+    };
+    registry.add(std::move(info));
+  }
+  {
+    StageInfo info;
+    info.type = "lvm.eval";
+    info.version = 1;
+    info.kind = StageKind::Barrier;
+    info.summary = "Validation cosine / MSE of every lvm.train input and the baselines side by side, "
+                   "gain over the linear average, params, latency";
+    info.params = {{"seed", ParamType::Int, "42", "seed of the random baseline"}};
+    info.min_inputs = 1;
+    info.max_inputs = SIZE_MAX;
+    info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EvalStage>(p); };
+    registry.add(std::move(info));
+  }
+}
+
+}  // namespace lvmflow

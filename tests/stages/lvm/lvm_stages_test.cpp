@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "pipeline/error.hpp"
+#include "stages/common/json.hpp"
+#include "stages/common/npy.hpp"
+#include "tests/stages/lvm/lvm_test_data.hpp"
+#include "tests/support/test_context.hpp"
+
+namespace lvmflow {
+namespace {
+
+// Trains a tiny model through the lvm.train stage; returns its context (owns the artifact dir).
+std::unique_ptr<testing::TestContext> train_stage(const std::string& arch, const std::vector<Batch>& windows,
+                                                  const std::filesystem::path& windows_dir = {}) {
+  auto ctx = std::make_unique<testing::TestContext>(
+      "lvm.train", std::map<std::string, std::string>{{"arch", arch}, {"hidden", "16"}, {"layers", "1"},
+                                                      {"epochs", "2"}, {"batch_size", "16"}, {"resume", "false"}});
+  auto stage = ctx->make_stage();
+  std::vector<StageInput> inputs(1);
+  inputs[0].name = "windows";
+  inputs[0].dir = windows_dir;
+  inputs[0].batches = windows;
+  auto out = testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), *ctx, inputs);
+  EXPECT_EQ(out.size(), 1u);
+  if (!out.empty()) EXPECT_EQ(out[0].text_column("arch"), std::vector<std::string>{arch});
+  return ctx;
+}
+
+TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
+  auto windows = testdata::synthetic_window_batches();
+  auto windows_dir = testing::make_temp_dir("lvm-windows");
+  {
+    std::ofstream(windows_dir / "encoder.json") << R"({"type": "encode.hashed", "dim": 32})";
+  }
+  auto ctx = train_stage("lstm", windows, windows_dir);
+  const auto dir = ctx->artifact_dir();
+  ASSERT_TRUE(std::filesystem::exists(dir / "model.safetensors"));
+  Json info = read_json_file((dir / "model.json").string());
+  EXPECT_EQ(info.at("arch").as_string(), "lstm");
+  EXPECT_EQ(info.at("model").at("hidden").as_int(), 16);
+  EXPECT_EQ(info.at("context").as_int(), 3);
+  EXPECT_EQ(info.at("dim").as_int(), 32);
+  EXPECT_EQ(info.at("metrics").at("history").as_array().size(), 2u);
+  EXPECT_EQ(info.at("encoder").at("type").as_string(), "encode.hashed");
+  EXPECT_EQ(info.at("encoder_fingerprint").as_string().size(), 64u);
+  EXPECT_GT(info.at("windows").at("val").as_int(), 0);
+  EXPECT_GT(ctx->metric_value("params", "lstm"), 0);
+  std::filesystem::remove_all(windows_dir);
+  EXPECT_THROW(testing::TestContext("lvm.train", {{"arch", "mamba"}}), Error);
+  EXPECT_THROW(testing::TestContext("lvm.train", {{"loss", "l1"}}), Error);
+}
+
+TEST(LvmPredictStage, PredictsEveryWindowAndRollsOut) {
+  auto windows = testdata::synthetic_window_batches();
+  auto trained = train_stage("gru", windows);
+  testing::TestContext ctx("lvm.predict", {{"rollout_steps", "3"}});
+  ctx.add_input("windows", {});
+  ctx.add_input("train_gru", trained->artifact_dir());
+  auto stage = ctx.make_stage();
+  auto& map = dynamic_cast<MapStage&>(*stage);
+  map.start(ctx);
+  std::size_t rows = 0;
+  for (const Batch& in : windows) {
+    Batch out = map.process(ctx, in);
+    map.consume_ordered(ctx, out);
+    ASSERT_EQ(out.rows(), in.rows());
+    EXPECT_EQ(out.dim, 32u);
+    EXPECT_EQ(out.ids, in.ids);
+    EXPECT_EQ(out.text_column("model").front(), "train_gru");
+    for (double c : out.real_column("cosine")) EXPECT_TRUE(c >= -1.0001 && c <= 1.0001);
+    for (double g : out.real_column("rollout_degeneration")) EXPECT_TRUE(g >= -1.0001 && g <= 1.0001);
+    rows += out.rows();
+  }
+  map.finish(ctx);
+  NpyArray rollout = read_npy(ctx.artifact_dir() / "rollout.npy");
+  EXPECT_EQ(rollout.shape, (std::vector<std::int64_t>{std::int64_t(rows), 3 * 32}));
+  EXPECT_EQ(ctx.metric_value("windows", "train_gru"), double(rows));
+  double degeneration = ctx.metric_value("rollout_degeneration", "train_gru");
+  EXPECT_TRUE(degeneration > -1 && degeneration <= 1);
+
+  testing::TestContext lonely("lvm.predict");
+  lonely.add_input("windows", {});
+  auto s2 = lonely.make_stage();
+  EXPECT_THROW(dynamic_cast<MapStage&>(*s2).start(lonely), Error);
+}
+
+TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
+  auto windows = testdata::synthetic_window_batches();
+  auto amn = train_stage("amn", windows);
+  auto transformer = train_stage("transformer", windows);
+  testing::TestContext ctx("lvm.eval");
+  std::vector<StageInput> inputs(3);
+  inputs[0].name = "windows";
+  inputs[0].batches = windows;
+  inputs[1].name = "train_amn";
+  inputs[1].dir = amn->artifact_dir();
+  inputs[2].name = "train_transformer";
+  inputs[2].dir = transformer->artifact_dir();
+  auto stage = ctx.make_stage();
+  auto out = testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].ids, (std::vector<std::string>{"linear_average", "persistence", "corpus_mean", "random",
+                                                  "train_amn", "train_transformer"}));
+  const std::string& table = ctx.text_metrics.at("eval_table");
+  for (const auto& name : out[0].ids) EXPECT_NE(table.find(name), std::string::npos) << name;
+  EXPECT_EQ(ctx.metric_value("gain_vs_linear_average", "linear_average"), 0.0);
+  EXPECT_GT(ctx.metric_value("val_cosine", "linear_average"), ctx.metric_value("val_cosine", "random"));
+  EXPECT_GT(ctx.metric_value("latency_ms", "train_transformer"), 0.0);
+  EXPECT_EQ(ctx.metric_value("params", "train_amn"), double(out[0].int_column("params")[4]));
+
+  // A model trained on other vectors is refused with a fix.
+  auto other = testdata::synthetic_window_batches(24);
+  inputs[0].batches = other;
+  EXPECT_THROW(testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs), Error);
+}
+
+}  // namespace
+}  // namespace lvmflow
