@@ -6,8 +6,9 @@
 
 namespace lvmflow::testing {
 
-// Folder holding relu_st/, gelu_bin/ and texts.txt; empty when python3 with torch and
-// sentencepiece is not available (tests then skip).
+// Folder holding relu_st/, gelu_bin/ and texts.txt (a cache under the system temp dir, keyed
+// by the generator scripts' content; read-only for tests: damage copies only). Empty when
+// python3 with torch and sentencepiece is not available (tests then skip).
 const std::filesystem::path& tiny_models();
 std::vector<std::string> read_lines(const std::filesystem::path& p);
 // Copies a folder tree (to damage a model copy without touching the shared one).
