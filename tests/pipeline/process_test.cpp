@@ -20,7 +20,7 @@ store: store
 stages:
   - name: numbers
     type: testing.sequence
-    params: {count: 120, delay_ms: 3}
+    params: {count: 120, delay_ms: 10}
     batch_size: 4
   - name: squares
     type: testing.map
@@ -50,6 +50,21 @@ class ProcessTest : public PipelineFixture {
     }
     return pid;
   }
+  // Waits until process `pid` has recorded its run (program start-up, with libtorch and
+  // FAISS to load, takes a while), so kill delays are measured from the run's start.
+  bool wait_until_running(const std::filesystem::path& store_dir, pid_t pid) {
+    for (int i = 0; i < 1000; ++i) {
+      if (std::filesystem::exists(store_dir / "lvmflow.db")) {
+        Store store(store_dir);
+        for (const auto& r : store.runs(50))
+          if (r.pid == pid && r.status == "running") return true;
+      }
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
   int wait_exit(pid_t pid) {
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -77,8 +92,9 @@ TEST_F(ProcessTest, SigkillAtAnyMomentThenRerunGivesTheSameOutputs) {
 
   // Kill runs at increasing moments; each re-run resumes from what was committed.
   int killed = 0;
-  for (int delay_ms : {40, 90, 160, 260, 380}) {
+  for (int delay_ms : {0, 40, 100, 180, 280, 400}) {
     pid_t pid = start_run(file);
+    if (!wait_until_running(s.store, pid)) continue;   // it already finished or failed
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (::kill(pid, SIGKILL) == 0) ++killed;
     wait_exit(pid);
