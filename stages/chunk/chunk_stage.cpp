@@ -41,6 +41,7 @@ class ChunkTextStage : public MapStage {
     const auto& sections = in.text_column("section");
     const auto& texts = in.text_column("text");
     const auto& article_ids = in.int_column("article_id");
+    check_whole_articles(in);
     Batch out;
     out.seq = in.seq;
     auto& out_title = out.text["title"];
@@ -64,6 +65,18 @@ class ChunkTextStage : public MapStage {
       }
     }
     return out;
+  }
+
+  // Positions are counted per batch, which is right only when no article is split across
+  // batches. ingest.wikipedia never splits one; re-batching (a `batch_size` on this stage) would.
+  static void check_whole_articles(const Batch& in) {
+    auto it = in.ints.find("section_index");
+    if (it == in.ints.end() || in.rows() == 0 || it->second.front() == 0) return;
+    throw Error("chunk.text", "batch " + std::to_string(in.seq) + " starts in the middle of article " +
+                                  std::to_string(in.int_column("article_id").front()) + " (section " +
+                                  std::to_string(it->second.front()) + "), so chunk positions would restart",
+                "remove `batch_size` from the chunk stage: it needs whole articles per batch, as "
+                "ingest.wikipedia emits them");
   }
 
   void consume_ordered(StageContext& ctx, const Batch& batch) override {

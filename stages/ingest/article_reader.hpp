@@ -41,6 +41,11 @@ std::unique_ptr<ArticleReader> open_article_reader(const std::filesystem::path& 
 std::vector<std::filesystem::path> input_files(const std::filesystem::path& path,
                                                InputFormat format);
 
+// Wraps `inner` so that it reads ahead on its own thread, keeping at most `max_articles`
+// articles and about `max_bytes` of text queued. Errors surface from next() in order.
+std::unique_ptr<ArticleReader> make_prefetching_reader(std::unique_ptr<ArticleReader> inner,
+                                                       std::size_t max_articles, std::size_t max_bytes);
+
 std::unique_ptr<ArticleReader> make_wiki_xml_reader(const std::filesystem::path& path);
 std::unique_ptr<ArticleReader> make_json_lines_reader(const std::filesystem::path& path);
 std::unique_ptr<ArticleReader> make_text_folder_reader(const std::filesystem::path& folder);

@@ -67,7 +67,11 @@ class IngestWikipediaStage : public SourceStage {
 
   bool next(StageContext& ctx, Batch& out, std::size_t batch_size) override {
     if (done_) return false;
-    if (!reader_) reader_ = ingest::open_article_reader(path_, format_);
+    if (!reader_) {
+      // Decompression and XML parsing run ahead on their own thread while this one cleans.
+      reader_ = ingest::make_prefetching_reader(ingest::open_article_reader(path_, format_),
+                                                kPrefetchArticles, kPrefetchBytes);
+    }
     out = Batch{};
     for (const char* col : {"title", "section", "text"}) out.text[col];
     for (const char* col : {"article_id", "section_index"}) out.ints[col];
@@ -145,6 +149,9 @@ class IngestWikipediaStage : public SourceStage {
             std::to_string(disambiguation_) + " disambiguation, " + std::to_string(too_short_) +
             " short, " + std::to_string(title_filtered_) + " by title");
   }
+
+  static constexpr std::size_t kPrefetchArticles = 256;
+  static constexpr std::size_t kPrefetchBytes = std::size_t(64) << 20;
 
   std::filesystem::path path_;
   ingest::InputFormat format_;

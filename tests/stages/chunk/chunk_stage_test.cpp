@@ -126,6 +126,21 @@ TEST(ChunkTextStage, LimitsAreChecked) {
   EXPECT_NO_THROW(TestContext("chunk.text", {{"target_words", "80"}, {"max_words", "80"}}));
 }
 
+TEST(ChunkTextStage, ABatchThatSplitsAnArticleIsRefused) {
+  auto input = ingest(64);
+  ASSERT_GT(input[0].rows(), 2u);
+  Batch tail = input[0].slice(1, input[0].rows());
+  TestContext ctx("chunk.text");
+  auto stage = ctx.make_stage();
+  try {
+    dynamic_cast<MapStage&>(*stage).process(ctx, tail);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("middle of article"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch_size"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ChunkTextStage, MissingInputColumnsAreNamed) {
   TestContext ctx("chunk.text");
   auto stage = ctx.make_stage();

@@ -161,6 +161,30 @@ TEST(WikiXmlReader, CdataCommentsAndSelfClosingTags) {
   EXPECT_EQ(pages[0].text, "a <b> & c \xC3\xA9\xE2\x98\xBA");
 }
 
+TEST(PrefetchingReader, DeliversEverythingInOrderThenTheError) {
+  auto plain = read_all(fixture("sample-pages-articles.xml"));
+  // A queue of one article and one byte still passes everything through, in order.
+  auto reader = make_prefetching_reader(open_article_reader(fixture("sample-pages-articles.xml"), InputFormat::Auto), 1, 1);
+  std::vector<std::string> titles;
+  RawArticle a;
+  while (reader->next(a)) titles.push_back(a.title);
+  ASSERT_EQ(titles.size(), plain.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(titles[i], plain[i].title);
+  // A damaged file: the pages before the damage, then the error. (Input is checked a 1 MiB
+  // read at a time, so the damage sits beyond the first read.)
+  TempDir dir;
+  std::string xml = export_xml(page_xml(1, "A", "a") + page_xml(2, "B", std::string(2 << 20, 'b')) +
+                               page_xml(3, "C", "c\xFF"));
+  auto bad = make_prefetching_reader(open_article_reader(dir.file("bad.xml", xml), InputFormat::Auto), 8, 1 << 20);
+  ASSERT_TRUE(bad->next(a));
+  EXPECT_EQ(a.title, "A");
+  expect_error([&] { bad->next(a); }, {"bad.xml:", "UTF-8"});
+  // Dropping a reader that is still reading ahead stops its thread.
+  auto early = make_prefetching_reader(open_article_reader(fixture("sample-pages-articles.xml.bz2"), InputFormat::Auto), 2, 1 << 20);
+  ASSERT_TRUE(early->next(a));
+  early.reset();
+}
+
 TEST(JsonLinesReader, ReadsArticlesAndFlagsBrokenLines) {
   TempDir dir;
   auto path = dir.file("wiki_00.jsonl",
