@@ -1,0 +1,311 @@
+// decode.vec2text (map): vectors (e.g. lvm.predict output) -> text.
+//   With vec2text checkpoints: inversion model + corrector (Vec2TextInverter).
+//   Without: the nearest chunk of a retrieve.index side input, labelled `decode: nearest-chunk`.
+// Per row it reports the text, the method, a score, the cosine between the target vector and
+// the re-encoded text (when an encoder is configured) and BLEU-4 / token F1 against the true
+// chunk text when the row id names a chunk of the index.
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "pipeline/error.hpp"
+#include "pipeline/stage.hpp"
+#include "stages/decode/text_metrics.hpp"
+#include "stages/decode/vec2text_config.hpp"
+#include "stages/decode/vec2text_inverter.hpp"
+#include "stages/encode/text_encoder.hpp"
+#include "stages/retrieve/index_folder.hpp"
+
+namespace lvmflow {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kType = "decode.vec2text";
+constexpr const char* kNearestChunk = "decode: nearest-chunk";
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+fs::path path_param(const Params& p, const std::string& name) {
+  return p.has(name) ? fs::path(p.get_path(name)) : fs::path();
+}
+
+struct DecodeOptions {
+  Vec2TextOptions vec2text;
+  fs::path encoder_model, tokenizer;
+  std::string pooling;   // auto | vec2text | sentence-transformers
+  std::size_t batch_size = 8;
+  int threads = 0;
+
+  bool uses_vec2text() const { return !vec2text.inversion_model.empty(); }
+};
+
+DecodeOptions options_from(const Params& p) {
+  DecodeOptions o;
+  o.vec2text.inversion_model = path_param(p, "inversion_model");
+  o.vec2text.corrector_model = path_param(p, "corrector_model");
+  o.vec2text.num_steps = p.get_int("num_steps");
+  o.vec2text.sequence_beam_width = p.get_int("sequence_beam_width");
+  o.vec2text.num_beams = p.get_int("num_beams");
+  o.vec2text.max_length = p.get_int("max_length");
+  o.encoder_model = path_param(p, "encoder_model");
+  o.tokenizer = path_param(p, "tokenizer");
+  o.pooling = p.get_string("pooling");
+  o.batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, p.get_int("batch_size")));
+  o.threads = static_cast<int>(p.get_int("threads"));
+  return o;
+}
+
+// The engine reports these with the stage's spec location, so each message names its param.
+void validate(const Params& p) {
+  const DecodeOptions o = options_from(p);
+  const std::string where = kType;
+  for (const char* name : {"num_steps", "sequence_beam_width", "max_length", "threads"})
+    if (p.get_int(name) < 0)
+      throw Error(where, std::string("param ") + name + " must be >= 0, found " + std::to_string(p.get_int(name)));
+  for (const char* name : {"num_beams", "batch_size"})
+    if (p.get_int(name) < 1)
+      throw Error(where, std::string("param ") + name + " must be >= 1, found " + std::to_string(p.get_int(name)));
+  if (o.vec2text.max_length == 1)
+    throw Error(where, "param max_length must be 0 (the checkpoint's max_seq_length) or >= 2");
+  if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
+  if (!o.uses_vec2text() && !o.vec2text.corrector_model.empty())
+    throw Error(where, "param corrector_model is set without inversion_model, which makes the first hypothesis",
+                "set inversion_model too (e.g. jxm/gtr__nq__32 next to jxm/gtr__nq__32__correct)");
+  if (o.vec2text.num_steps > 0 && o.vec2text.corrector_model.empty())
+    throw Error(where, "param num_steps " + std::to_string(o.vec2text.num_steps) + ": corrections need corrector_model",
+                "set corrector_model or num_steps: 0");
+  if (o.vec2text.num_steps > 0 && o.encoder_model.empty())
+    throw Error(where, "param num_steps " + std::to_string(o.vec2text.num_steps) +
+                           ": corrections re-embed every hypothesis with GTR-T5, but encoder_model is not set",
+                "set encoder_model to a gtr-t5-base folder");
+  for (const auto& [name, dir] : {std::pair<const char*, fs::path>{"inversion_model", o.vec2text.inversion_model},
+                                  {"corrector_model", o.vec2text.corrector_model},
+                                  {"encoder_model", o.encoder_model}})
+    if (!dir.empty() && !fs::is_directory(dir))
+      throw Error(where, std::string("param ") + name + ": folder " + dir.string() + " does not exist",
+                  "point it at the model folder");
+}
+
+std::string stage_where(const StageContext& ctx) { return "stage '" + ctx.stage_name() + "' (" + kType + ")"; }
+
+double cosine(const float* a, const float* b, std::size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
+class DecodeStage : public MapStage {
+ public:
+  explicit DecodeStage(DecodeOptions o) : options_(std::move(o)) {}
+
+  void start(StageContext& ctx) override {
+    const std::string where = stage_where(ctx);
+    if (options_.threads > 0) set_encoder_threads(options_.threads);
+    for (std::size_t i = 1; i < ctx.input_count(); ++i) {
+      const fs::path dir = ctx.input_dir(i);
+      if (!fs::exists(dir / "index.faiss"))
+        throw Error(where + ", input '" + ctx.input_name(i) + "'", "is not a retrieve.index stage (no index.faiss in " +
+                                                                       dir.string() + ")",
+                    "side inputs of decode.vec2text are retrieve.index stages");
+      if (index_) throw Error(where, "more than one retrieve.index side input", "give one index");
+      index_.emplace(open_index_folder(dir, /*mmap=*/true, 0, 0, where + ", index '" + ctx.input_name(i) + "'"));
+      for (std::size_t r = 0; r < index_->chunks.size(); ++r) chunk_rows_.emplace(index_->chunks.id(r), r);
+    }
+    if (!options_.uses_vec2text() && !index_)
+      throw Error(where, "no vec2text models and no retrieve.index side input: nothing to decode with",
+                  "set inversion_model (+ corrector_model) or add a retrieve.index stage as second input "
+                  "for the nearest-chunk decode");
+
+    const bool vec2text = options_.uses_vec2text();
+    if (!options_.encoder_model.empty()) {
+      EncoderOptions eo;
+      eo.model_dir = options_.encoder_model;
+      const std::string pooling =
+          options_.pooling != "auto" ? options_.pooling : (vec2text ? "vec2text" : "sentence-transformers");
+      eo.pooling = parse_pooling(pooling, where + " param pooling");
+      encoder_ = make_text_encoder(eo);
+      if (vec2text) {
+        // The re-embedding encoder must match what the corrector was trained on: vec2text
+        // pooling over max_seq_length tokens (32 for gtr__nq__32), whatever `pooling` says.
+        EncoderOptions re = eo;
+        re.pooling = Pooling::Vec2Text;
+        re.max_length = read_max_seq_length();
+        embedder_ = make_text_encoder(re);
+      }
+    }
+    if (vec2text) {
+      inverter_ = std::make_unique<Vec2TextInverter>(options_.vec2text, embedder_.get(), tokenizer_path(where));
+      method_ = options_.vec2text.num_steps == 0
+                    ? "vec2text: hypothesis"
+                    : "vec2text: " + std::to_string(options_.vec2text.num_steps) + " corrections, sequence beam " +
+                          std::to_string(options_.vec2text.sequence_beam_width);
+      if (options_.vec2text.num_beams > 1) method_ += ", " + std::to_string(options_.vec2text.num_beams) + " beams";
+      ctx.log(inverter_->describe());
+    } else {
+      method_ = kNearestChunk;
+      ctx.log(std::string(kNearestChunk) + ": no vec2text models configured; each vector decodes to the text of "
+              "its nearest chunk in " + index_->index.describe() + " (" + std::to_string(index_->index.size()) +
+              " chunks). This is retrieval, not generation.");
+    }
+    ctx.metric_text("decode_method", method_);
+  }
+
+  Batch process(StageContext& ctx, const Batch& in) override {
+    const std::string where = stage_where(ctx) + ", input '" + ctx.input_name(0) + "'";
+    Batch out;
+    out.seq = in.seq;
+    out.ids = in.ids;
+    // Input columns pass through; the decode columns below replace same-named ones.
+    out.text = in.text;
+    out.ints = in.ints;
+    out.reals = in.reals;
+    const std::size_t n = in.rows();
+    auto& texts = out.text["text"];
+    auto& methods = out.text["method"];
+    auto& true_texts = out.text["true_text"];
+    auto& scores = out.reals["score"];
+    auto& cosines = out.reals["text_cosine"];
+    auto& bleus = out.reals["bleu"];
+    auto& f1s = out.reals["token_f1"];
+    texts.assign(n, "");
+    methods.assign(n, method_);
+    true_texts.assign(n, "");
+    scores.assign(n, kNaN);
+    cosines.assign(n, kNaN);
+    bleus.assign(n, kNaN);
+    f1s.assign(n, kNaN);
+    if (n == 0) return out;
+    in.check_consistent(where);
+    const std::size_t expected = inverter_ ? inverter_->embedder_dim() : index_->index.dim();
+    if (in.dim != expected)
+      throw Error(where, "vectors are " + std::to_string(in.dim) + "-D, the decoder expects " + std::to_string(expected) + "-D",
+                  "decode the output of lvm.predict or encode.gtr_t5 for the same encoder");
+    for (float v : in.vectors)
+      if (!std::isfinite(v)) throw Error(where, "a vector holds NaN or infinity", "check the stage that produced them");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    if (inverter_) {
+      for (std::size_t b = 0; b < n; b += options_.batch_size) {
+        if (ctx.cancelled()) return out;
+        const std::size_t m = std::min(options_.batch_size, n - b);
+        auto part = inverter_->invert(in.vector(b), m);
+        for (std::size_t i = 0; i < m; ++i) texts[b + i] = std::move(part[i]);
+      }
+    } else {
+      const SearchHits hits = index_->index.search(in.vectors.data(), n, in.dim, 1, where);
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::int64_t row = hits.rows_of(i)[0];
+        if (row < 0) continue;
+        texts[i] = std::string(index_->chunks.text(static_cast<std::size_t>(row)));
+        scores[i] = hits.scores_of(i)[0];
+      }
+    }
+    if (encoder_) {
+      std::vector<float> re(n * encoder_->dim());
+      encoder_->encode(texts, re.data());
+      if (encoder_->dim() == in.dim)
+        for (std::size_t i = 0; i < n; ++i) cosines[i] = cosine(in.vector(i), re.data() + i * in.dim, in.dim);
+      if (inverter_) scores = cosines;   // vec2text's own ranking criterion
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto it = chunk_rows_.find(in.ids[i]);
+      if (it == chunk_rows_.end()) continue;
+      true_texts[i] = std::string(index_->chunks.text(it->second));
+      bleus[i] = bleu4(texts[i], true_texts[i]);
+      f1s[i] = token_f1(texts[i], true_texts[i]);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    decode_seconds_ += seconds;
+    return out;
+  }
+
+  void consume_ordered(StageContext&, const Batch& out) override {
+    const auto& cos = out.reals.at("text_cosine");
+    const auto& bleu = out.reals.at("bleu");
+    const auto& f1 = out.reals.at("token_f1");
+    for (std::size_t i = 0; i < out.rows(); ++i) {
+      ++decoded_;
+      if (!std::isnan(cos[i])) cosine_sum_ += cos[i], ++cosine_count_;
+      if (!std::isnan(bleu[i])) bleu_sum_ += bleu[i], f1_sum_ += f1[i], ++known_;
+    }
+  }
+
+  void finish(StageContext& ctx) override {
+    ctx.metric("vectors_decoded", static_cast<double>(decoded_));
+    if (decoded_ > 0) ctx.metric("seconds_per_vector", decode_seconds_ / static_cast<double>(decoded_));
+    if (cosine_count_ > 0) ctx.metric("text_cosine_mean", cosine_sum_ / static_cast<double>(cosine_count_));
+    if (known_ > 0) {
+      ctx.metric("bleu_mean", bleu_sum_ / static_cast<double>(known_));
+      ctx.metric("token_f1_mean", f1_sum_ / static_cast<double>(known_));
+      ctx.metric("rows_with_true_text", static_cast<double>(known_));
+    }
+  }
+
+ private:
+  std::int64_t read_max_seq_length() const {
+    return read_vec2text_config(options_.vec2text.inversion_model).max_seq_length;
+  }
+  fs::path tokenizer_path(const std::string& where) const {
+    if (!options_.tokenizer.empty()) return options_.tokenizer;
+    for (const fs::path& dir : {options_.vec2text.inversion_model, options_.encoder_model})
+      if (!dir.empty() && fs::exists(dir / "spiece.model")) return dir / "spiece.model";
+    throw Error(where, "no T5 tokenizer: neither inversion_model nor encoder_model holds spiece.model",
+                "set tokenizer to t5-base's spiece.model (gtr-t5-base ships the same one)");
+  }
+
+  DecodeOptions options_;
+  std::optional<IndexFolder> index_;
+  std::unordered_map<std::string, std::size_t> chunk_rows_;
+  std::unique_ptr<TextEncoder> encoder_, embedder_;
+  std::unique_ptr<Vec2TextInverter> inverter_;
+  std::string method_;
+  std::mutex mutex_;
+  double decode_seconds_ = 0;
+  std::size_t decoded_ = 0, cosine_count_ = 0, known_ = 0;
+  double cosine_sum_ = 0, bleu_sum_ = 0, f1_sum_ = 0;
+};
+
+}  // namespace
+
+void register_decode_stages(StageRegistry& registry) {
+  StageInfo info;
+  info.type = kType;
+  info.version = 1;
+  info.kind = StageKind::Map;
+  info.summary =
+      "Vectors -> text: vec2text (inversion model + corrector, natively in libtorch) when its checkpoints are "
+      "configured, else the nearest chunk of a retrieve.index side input (`decode: nearest-chunk`); with "
+      "cosine of the re-encoded text and BLEU-4 / token F1 against the true chunk when known";
+  info.params = {
+      {"inversion_model", ParamType::Path, "", "vec2text inversion checkpoint folder (e.g. jxm/gtr__nq__32); "
+                                               "empty: nearest-chunk decode from the retrieve.index side input"},
+      {"corrector_model", ParamType::Path, "", "vec2text corrector checkpoint folder (e.g. jxm/gtr__nq__32__correct)"},
+      {"encoder_model", ParamType::Path, "", "GTR-T5 folder (sentence-transformers/gtr-t5-base): re-embeds "
+                                             "hypotheses for the corrector and gives text_cosine"},
+      {"tokenizer", ParamType::Path, "", "T5 spiece.model; default: the one in inversion_model or encoder_model"},
+      {"pooling", ParamType::String, "auto", "pooling for text_cosine: auto (vec2text with vec2text models, "
+                                             "sentence-transformers for nearest-chunk), vec2text, sentence-transformers"},
+      {"num_steps", ParamType::Int, "0", "corrector steps after the first hypothesis (0: hypothesis only)"},
+      {"sequence_beam_width", ParamType::Int, "0", "hypotheses kept between correction steps, ranked by cosine"},
+      {"num_beams", ParamType::Int, "1", "token-level beam search width in each generation (1: greedy)"},
+      {"max_length", ParamType::Int, "0", "generated tokens incl. the start token; 0: the checkpoint's max_seq_length"},
+      {"batch_size", ParamType::Int, "8", "vectors decoded together", false, false},
+      {"threads", ParamType::Int, "0", "tensor library threads (0: default)", false, false},
+  };
+  info.min_inputs = 1;
+  info.max_inputs = 2;
+  info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<DecodeStage>(options_from(p)); };
+  info.validate = validate;
+  registry.add(std::move(info));
+}
+
+}  // namespace lvmflow
