@@ -131,7 +131,7 @@ void register_chunk_stages(StageRegistry& registry) {
                   "e.g. min_words: 12, target_words: 40, max_words: 80");
     if (p.has("tokenizer") && !p.get_path("tokenizer").empty() &&
         !std::filesystem::exists(p.get_path("tokenizer")))
-      throw Error("param tokenizer", "'" + p.get_path("tokenizer") + "' does not exist",
+      throw Error("param tokenizer", "tokenizer '" + p.get_path("tokenizer") + "' does not exist",
                   "point it at a sentencepiece .model file, or leave it out to count words");
   };
   registry.add(std::move(info));

@@ -13,7 +13,7 @@ InputFormat parse_input_format(const std::string& text) {
   if (text == "xml") return InputFormat::Xml;
   if (text == "jsonl") return InputFormat::JsonLines;
   if (text == "txt") return InputFormat::TextFolder;
-  throw Error("param format", "unknown input format '" + text + "'", "use auto, xml, jsonl or txt");
+  throw Error("param format", "unknown format '" + text + "'", "use auto, xml, jsonl or txt");
 }
 
 InputFormat detect_input_format(const std::filesystem::path& path) {

@@ -29,7 +29,7 @@ class TitleFilter {
       try {
         regex_.emplace(spec.substr(1, last - 1), flags);
       } catch (const std::regex_error& e) {
-        throw Error("param title_filter", "'" + spec + "' is not a valid regular expression: " + e.what(),
+        throw Error("param title_filter", "title_filter '" + spec + "' is not a valid regular expression: " + e.what(),
                     "write /regex/ with ECMAScript syntax, or a plain substring without slashes");
       }
     } else {
@@ -203,12 +203,12 @@ void register_ingest_stages(StageRegistry& registry) {
   };
   info.validate = [](const Params& p) {
     ingest::parse_input_format(p.get_string("format"));
-    if (p.get_int("min_chars") < 0) throw Error("param min_chars", "must be 0 or more");
-    if (p.get_int("max_articles") < 0) throw Error("param max_articles", "must be 0 (all) or more");
+    if (p.get_int("min_chars") < 0) throw Error("param min_chars", "min_chars must be 0 or more");
+    if (p.get_int("max_articles") < 0) throw Error("param max_articles", "max_articles must be 0 (all) or more");
     if (p.has("title_filter")) TitleFilter check(p.get_string("title_filter"));
     std::error_code ec;
     if (!std::filesystem::exists(p.get_path("path"), ec))
-      throw Error("param path", "'" + p.get_path("path") + "' does not exist",
+      throw Error("param path", "path '" + p.get_path("path") + "' does not exist",
                   "point `path` at a dump file or a folder of .txt files");
   };
   registry.add(std::move(info));

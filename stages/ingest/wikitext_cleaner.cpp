@@ -31,11 +31,19 @@ std::string_view trim_view(std::string_view s) {
   return s.substr(b, e - b);
 }
 
+// `prefix` must be lower case.
 bool starts_with_icase(std::string_view s, std::size_t at, std::string_view prefix) {
   if (at + prefix.size() > s.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(s[at + i])) != prefix[i]) return false;
   return true;
+}
+
+// First occurrence of lower-case `needle` in `s` at or after `from`, ignoring case.
+std::size_t find_icase(std::string_view s, const std::string& needle, std::size_t from) {
+  for (std::size_t at = s.find(needle[0], from); at != std::string_view::npos; at = s.find(needle[0], at + 1))
+    if (starts_with_icase(s, at, needle)) return at;
+  return std::string_view::npos;
 }
 
 // "Infobox_settlement " -> "infobox settlement": how MediaWiki compares template names.
@@ -197,7 +205,13 @@ class TemplateExpander {
   void render(std::size_t b, std::size_t e, int depth, std::string& out) {
     std::size_t i = b;
     while (i < e) {
-      auto it = s_[i] == '{' ? spans_.find(i) : spans_.end();
+      if (s_[i] != '{') {   // copy plain text up to the next brace in one go
+        std::size_t next = std::min(e, s_.find('{', i));
+        out.append(s_, i, next - i);
+        i = next;
+        continue;
+      }
+      auto it = spans_.find(i);
       if (it == spans_.end() || it->second.close >= e) {
         if (s_[i] == '{' && i + 1 < e && s_[i + 1] == '{') {
           // An opener that never closes is a broken template, not prose: drop it with its
@@ -384,7 +398,13 @@ class LinkRenderer {
   void render(std::size_t b, std::size_t e, int depth, std::string& out) {
     std::size_t i = b;
     while (i < e) {
-      auto it = s_[i] == '[' ? close_.find(i) : close_.end();
+      if (s_[i] != '[') {   // copy plain text up to the next bracket in one go
+        std::size_t next = std::min(e, s_.find('[', i));
+        out.append(s_, i, next - i);
+        i = next;
+        continue;
+      }
+      auto it = close_.find(i);
       if (it == close_.end() || it->second >= e) {
         out += s_[i++];
         continue;
@@ -531,7 +551,6 @@ std::string strip_comments(std::string_view s) {
 
 std::string strip_block_tags(std::string_view s) {
   const auto& dropping = content_dropping_tags();
-  std::string lowered = lower(s);
   std::string out;
   out.reserve(s.size());
   std::size_t i = 0;
@@ -546,7 +565,7 @@ std::string strip_block_tags(std::string_view s) {
       continue;
     }
     if (tag.self_closing) { i = tag.end; continue; }
-    std::size_t close = lowered.find("</" + tag.name, tag.end);
+    std::size_t close = find_icase(s, "</" + tag.name, tag.end);
     std::size_t gt = close == std::string::npos ? std::string::npos : s.find('>', close);
     // Without a closing tag only the opening tag goes, so the rest of the article survives.
     i = gt == std::string_view::npos ? tag.end : gt + 1;
@@ -590,7 +609,13 @@ std::string replace_external_links(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     char c = s[i];
-    if (c == '[' && i + 1 < s.size() && s[i + 1] != '[' && is_url_start(s, i + 1)) {
+    if (c != '[') {
+      std::size_t next = std::min(s.size(), s.find('[', i));
+      out.append(s.substr(i, next - i));
+      i = next;
+      continue;
+    }
+    if (i + 1 < s.size() && s[i + 1] != '[' && is_url_start(s, i + 1)) {
       std::size_t close = s.find_first_of("]\n", i + 1);
       if (close != std::string_view::npos && s[close] == ']') {
         std::string_view inner = s.substr(i + 1, close - i - 1);
@@ -633,7 +658,13 @@ std::string strip_magic_words(std::string_view s) {
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    if (s[i] == '_' && i + 1 < s.size() && s[i + 1] == '_') {
+    if (s[i] != '_') {
+      std::size_t next = std::min(s.size(), s.find('_', i));
+      out.append(s.substr(i, next - i));
+      i = next;
+      continue;
+    }
+    if (i + 1 < s.size() && s[i + 1] == '_') {
       std::size_t j = i + 2;
       while (j < s.size() && std::isupper(static_cast<unsigned char>(s[j]))) ++j;
       if (j > i + 2 && j + 1 < s.size() && s[j] == '_' && s[j + 1] == '_') {
@@ -651,7 +682,12 @@ std::string strip_quote_marks(std::string_view s) {
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    if (s[i] != '\'') { out += s[i++]; continue; }
+    if (s[i] != '\'') {
+      std::size_t next = std::min(s.size(), s.find('\'', i));
+      out.append(s.substr(i, next - i));
+      i = next;
+      continue;
+    }
     std::size_t j = i;
     while (j < s.size() && s[j] == '\'') ++j;
     std::size_t run = j - i;
@@ -669,7 +705,12 @@ std::string decode_html_entities(std::string_view s) {
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    if (s[i] != '&') { out += s[i++]; continue; }
+    if (s[i] != '&') {
+      std::size_t next = std::min(s.size(), s.find('&', i));
+      out.append(s.substr(i, next - i));
+      i = next;
+      continue;
+    }
     std::size_t semi = s.find(';', i + 1);
     if (semi == std::string_view::npos || semi - i > 12) { out += s[i++]; continue; }
     std::string_view name = s.substr(i + 1, semi - i - 1);
