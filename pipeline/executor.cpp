@@ -78,6 +78,11 @@ RunResult run_pipeline(const PipelineSpec& spec, Store& store, const RunOptions&
   RunResult result;
   result.plan = make_plan(spec, store, options.plan);
   result.run_id = store.begin_run(spec.name, spec.file.string(), options.args);
+  std::vector<StageEdge> edges;
+  for (const auto& p : result.plan.stages)
+    for (std::size_t slot = 0; slot < p.spec->inputs.size(); ++slot)
+      edges.push_back({p.spec->name, p.spec->inputs[slot], static_cast<std::int64_t>(slot)});
+  store.add_stage_edges(result.run_id, edges);
   // Stages that take no part still get a record, so `show` lists the whole pipeline.
   for (const auto& p : result.plan.stages)
     if (p.action == Action::Cached || p.action == Action::Skipped) {

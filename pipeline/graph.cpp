@@ -21,7 +21,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::int64_t thread_id() { return static_cast<std::int64_t>(::syscall(SYS_gettid)); }
+// Cached per thread: a gettid syscall per span would be most of what recording a span costs.
+std::int64_t thread_id() {
+  thread_local const auto id = static_cast<std::int64_t>(::syscall(SYS_gettid));
+  return id;
+}
 
 // Bounds the batches in flight below one source: a Token per batch, handed back to the
 // source's limiter when the batch's last copy is released. `alive` is cleared before the
@@ -148,7 +152,7 @@ struct StageRuntime : StageContext, BatchSink {
   void add_span(std::uint64_t seq, std::int64_t start, std::int64_t end, std::int64_t queued, std::int64_t items) {
     std::lock_guard lock(mutex);
     if (first_start < 0 || start < first_start) first_start = start;
-    spans.push_back({spec.name, seq, start, end, queued, items, thread_id()});
+    if (g.options.record_spans) spans.push_back({spec.name, seq, start, end, queued, items, thread_id()});
   }
 
   bool running() const { return planned.action == Action::Run; }

@@ -32,6 +32,8 @@ struct GraphEvents {
 
 struct GraphOptions {
   std::size_t max_in_flight = 4;   // batches per source/replay between it and its consumers
+  // Off only to measure what span recording costs (tools/bench/profile); runs then store no spans.
+  bool record_spans = true;
 };
 
 class RunGraph {

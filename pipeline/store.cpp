@@ -158,6 +158,9 @@ CREATE TABLE IF NOT EXISTS metrics (
   run_id INTEGER NOT NULL, stage TEXT NOT NULL, name TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
   step INTEGER NOT NULL DEFAULT -1, value REAL, text TEXT);
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, stage);
+CREATE TABLE IF NOT EXISTS stage_inputs (
+  run_id INTEGER NOT NULL, stage TEXT NOT NULL, input TEXT NOT NULL, slot INTEGER NOT NULL,
+  PRIMARY KEY (run_id, stage, slot));
 CREATE TABLE IF NOT EXISTS chunks (
   key TEXT NOT NULL, position INTEGER NOT NULL, chunk_id TEXT NOT NULL,
   article_id INTEGER NOT NULL, title TEXT NOT NULL, section TEXT NOT NULL,
@@ -299,6 +302,15 @@ void Store::add_metric(std::int64_t run, const MetricRecord& m) {
   if (m.text.empty()) st.bind(6, m.value);
   st.bind(7, m.text);
   st.run();
+}
+
+void Store::add_stage_edges(std::int64_t run, const std::vector<StageEdge>& edges) {
+  if (edges.empty()) return;
+  std::lock_guard lock(mutex_);
+  WriteTransaction tx(db_);
+  Statement st(db_, "INSERT OR REPLACE INTO stage_inputs(run_id, stage, input, slot) VALUES(?,?,?,?)");
+  for (const auto& e : edges) st.bind(1, run).bind(2, e.stage).bind(3, e.input).bind(4, e.slot).run();
+  tx.commit();
 }
 
 std::optional<CacheEntry> Store::find_cache(const std::string& key) {
@@ -457,6 +469,15 @@ std::vector<MetricRecord> Store::metrics(std::int64_t run) {
   st.bind(1, run);
   std::vector<MetricRecord> out;
   while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.text(3), st.i64(4), st.f64(5)});
+  return out;
+}
+
+std::vector<StageEdge> Store::stage_edges(std::int64_t run) {
+  std::lock_guard lock(mutex_);
+  Statement st(db_, "SELECT stage, input, slot FROM stage_inputs WHERE run_id=? ORDER BY rowid");
+  st.bind(1, run);
+  std::vector<StageEdge> out;
+  while (st.step()) out.push_back({st.text(0), st.text(1), st.i64(2)});
   return out;
 }
 

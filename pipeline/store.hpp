@@ -29,6 +29,12 @@ struct Span {
   std::int64_t thread = 0;
 };
 
+// One input edge of the run's plan: `stage` reads `input` at input position `slot`.
+struct StageEdge {
+  std::string stage, input;
+  std::int64_t slot = 0;
+};
+
 struct RunRecord {
   std::int64_t id = 0;
   std::string pipeline, spec_file, status, error, args;
@@ -76,6 +82,8 @@ class Store : public ItemCache {
                         std::int64_t batches, const std::string& error);
   void add_spans(std::int64_t run, const std::vector<Span>& spans);
   void add_metric(std::int64_t run, const MetricRecord& m);
+  // The plan's edges, written at run start so reports can draw the pipeline's DAG.
+  void add_stage_edges(std::int64_t run, const std::vector<StageEdge>& edges);
 
   // Cache. commit_artifact fsyncs `staging`, renames it to artifact_path(key) and records the
   // entry (with chunk rows, in one transaction). If another run committed the same key first,
@@ -93,6 +101,7 @@ class Store : public ItemCache {
   std::vector<StageRunRecord> stage_runs(std::int64_t run);
   std::vector<Span> spans(std::int64_t run);
   std::vector<MetricRecord> metrics(std::int64_t run);
+  std::vector<StageEdge> stage_edges(std::int64_t run);   // empty for runs of older lvmflow
   std::int64_t chunk_count(const std::string& key);
 
   // Removes artifact folders (and leftover staging folders of dead runs) that no cache entry

@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -17,6 +20,7 @@
 #include "pipeline/spec.hpp"
 #include "pipeline/store.hpp"
 #include "tools/lvmflow/json_writer.hpp"
+#include "tools/lvmflow/report.hpp"
 
 #if __has_include("stages/encode/encode_command.hpp")
 #include "stages/encode/encode_command.hpp"
@@ -83,22 +87,6 @@ Args parse_args(const CommandSpec& cmd, int argc, char** argv, int first) {
     }
   }
   return a;
-}
-
-std::string format_time(std::int64_t ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = ms / 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
-std::string run_status(const RunRecord& r) {
-  // A run still marked running whose process is gone was killed: it never finished.
-  if (r.status == "running" && !r.process_alive) return "interrupted";
-  return r.status;
 }
 
 std::string open_store_path(const Args& a) {
@@ -267,7 +255,7 @@ int cmd_runs(const CommandSpec&, const Args& a) {
     j.begin_array();
     for (const auto& r : runs)
       j.begin_object().field("id", static_cast<long long>(r.id)).field("pipeline", r.pipeline)
-          .field("status", run_status(r)).field("started", format_time(r.started_ms))
+          .field("status", shown_status(r)).field("started", format_local_time(r.started_ms))
           .field("seconds", r.finished_ms ? (r.finished_ms - r.started_ms) / 1e3 : 0.0)
           .field("error", r.error).field("spec_file", r.spec_file).end_object();
     j.end_array();
@@ -280,8 +268,8 @@ int cmd_runs(const CommandSpec&, const Args& a) {
     std::ostringstream secs;
     if (r.finished_ms) secs << std::fixed << std::setprecision(2) << (r.finished_ms - r.started_ms) / 1e3;
     else secs << "-";
-    std::cout << std::setw(6) << r.id << std::setw(18) << r.pipeline << std::setw(13) << run_status(r)
-              << std::setw(21) << format_time(r.started_ms) << std::setw(10) << secs.str() << r.error << "\n";
+    std::cout << std::setw(6) << r.id << std::setw(18) << r.pipeline << std::setw(13) << shown_status(r)
+              << std::setw(21) << format_local_time(r.started_ms) << std::setw(10) << secs.str() << r.error << "\n";
   }
   return 0;
 }
@@ -296,8 +284,8 @@ int cmd_show(const CommandSpec&, const Args& a) {
   if (a.has("--json")) {
     JsonWriter j(std::cout);
     j.begin_object().field("id", static_cast<long long>(run->id)).field("pipeline", run->pipeline)
-        .field("status", run_status(*run)).field("error", run->error).field("spec_file", run->spec_file)
-        .field("args", run->args).field("started", format_time(run->started_ms))
+        .field("status", shown_status(*run)).field("error", run->error).field("spec_file", run->spec_file)
+        .field("args", run->args).field("started", format_local_time(run->started_ms))
         .field("seconds", run->finished_ms ? (run->finished_ms - run->started_ms) / 1e3 : 0.0)
         .key("stages").begin_array();
     for (const auto& s : stages)
@@ -317,8 +305,8 @@ int cmd_show(const CommandSpec&, const Args& a) {
     std::cout << "\n";
     return 0;
   }
-  std::cout << "run " << run->id << "  " << run->pipeline << "  " << run_status(*run) << "  started "
-            << format_time(run->started_ms) << "\n  spec " << run->spec_file << "\n";
+  std::cout << "run " << run->id << "  " << run->pipeline << "  " << shown_status(*run) << "  started "
+            << format_local_time(run->started_ms) << "\n  spec " << run->spec_file << "\n";
   if (!run->error.empty()) std::cout << "  error: " << run->error << "\n";
   std::cout << "\n" << std::left << std::setw(26) << "STAGE" << std::setw(20) << "TYPE" << std::setw(9) << "ACTION"
             << std::setw(10) << "STATUS" << std::setw(10) << "IN" << std::setw(10) << "OUT" << std::setw(10)
@@ -347,25 +335,92 @@ int cmd_show(const CommandSpec&, const Args& a) {
   return 0;
 }
 
-void print_profile_table(const RunProfile& p, std::ostream& out) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "run %lld  %s  %s  wall %.3f s\n\n", static_cast<long long>(p.run.id),
-                p.run.pipeline.c_str(), run_status(p.run).c_str(), p.wall_s);
-  out << buf;
-  std::snprintf(buf, sizeof buf, "%-24s %-7s %6s %8s %9s %9s %26s %26s %10s %6s %9s\n", "STAGE", "ACTION", "CALLS",
-                "ITEMS", "BUSY s", "WALL s", "BATCH ms p50/p95/p99", "ITEM ms p50/p95/p99", "ITEMS/s", "SHARE",
-                "QUEUE ms");
-  out << buf;
-  for (const auto& s : p.stages) {
-    char batch[64], item[64];
-    std::snprintf(batch, sizeof batch, "%.3f/%.3f/%.3f", s.batch_ms.p50, s.batch_ms.p95, s.batch_ms.p99);
-    std::snprintf(item, sizeof item, "%.4f/%.4f/%.4f", s.item_ms.p50, s.item_ms.p95, s.item_ms.p99);
-    std::snprintf(buf, sizeof buf, "%-24s %-7s %6lld %8lld %9.3f %9.3f %26s %26s %10.0f %5.1f%% %9.3f%s\n",
-                  s.stage.c_str(), s.action.c_str(), static_cast<long long>(s.calls),
-                  static_cast<long long>(s.items), s.busy_s, s.wall_s, batch, item, s.items_per_s,
-                  100 * s.share, s.queued_ms.p50, s.bottleneck ? "  <- bottleneck" : "");
-    out << buf;
+// Columns padded to their widest cell; the first column left-aligned, the rest right-aligned.
+void print_aligned(const std::vector<std::vector<std::string>>& rows, std::ostream& out) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows)
+    for (std::size_t c = 0; c < r.size(); ++c) {
+      if (width.size() <= c) width.push_back(0);
+      width[c] = std::max(width[c], r[c].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < r.size(); ++c) {
+      std::string pad(width[c] - r[c].size(), ' ');
+      line += c == 0 ? r[c] + pad : "  " + pad + r[c];
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
   }
+}
+
+// Fixed significant-ish digits for durations and rates, so columns stay narrow.
+std::string fmt(double v) {
+  char buf[32];
+  double a = std::fabs(v);
+  if (!std::isfinite(v)) return "-";
+  bool whole = v == std::floor(v) && a < 1e15;   // counts
+  std::snprintf(buf, sizeof buf, whole || a >= 1000 ? "%.0f" : a >= 100 ? "%.1f" : a >= 10 ? "%.2f" : "%.3f", v);
+  return buf;
+}
+std::string fmt_triple(const Percentiles& p) { return fmt(p.p50) + "/" + fmt(p.p95) + "/" + fmt(p.p99); }
+std::string fmt_percent(double f) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * f);
+  return buf;
+}
+std::string fmt_ratio(double r) {
+  if (!std::isfinite(r)) return "-";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, r >= 100 ? "%.0fx" : "%.2fx", r);
+  return buf;
+}
+// Map stages queue; sources and barriers have no input queue and record none.
+bool has_queue(const StageProfile& s) { return s.queued_s > 0; }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+std::string csv_number(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+std::string joined(const std::vector<std::string>& list, const char* sep) {
+  std::string s;
+  for (const auto& x : list) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+void print_profile_table(const RunProfile& p, std::ostream& out) {
+  out << "run " << p.run.id << "  " << p.run.pipeline << "  " << shown_status(p.run) << "  wall " << fmt(p.wall_s) << " s";
+  if (const auto* b = p.bottleneck())
+    out << "  bottleneck: " << b->stage << " (working " << fmt_percent(b->share) << " of the run)";
+  out << "\n\n";
+  std::vector<std::vector<std::string>> rows = {{"STAGE", "ACTION", "CALLS", "ITEMS", "BUSY s", "ACTIVE s", "SHARE",
+                                                 "BATCH ms p50/p95/p99", "ITEM ms p50/p95/p99", "ITEMS/s",
+                                                 "QUEUE ms p50/p95", "PARALLEL", ""}};
+  for (const auto& s : p.stages) {
+    if (!s.calls) {
+      rows.push_back({s.stage, s.action, "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", ""});
+      continue;
+    }
+    char parallel[32];
+    std::snprintf(parallel, sizeof parallel, "%.2f/%d", s.parallelism, s.max_parallel);
+    rows.push_back({s.stage, s.action, std::to_string(s.calls), std::to_string(s.items), fmt(s.busy_s), fmt(s.active_s),
+                    fmt_percent(s.share), fmt_triple(s.batch_ms), fmt_triple(s.item_ms), fmt(s.items_per_s),
+                    has_queue(s) ? fmt(s.queued_ms.p50) + "/" + fmt(s.queued_ms.p95) : "-", parallel,
+                    s.bottleneck ? "<- bottleneck" : ""});
+  }
+  print_aligned(rows, out);
+}
+
+void write_profile_fields(JsonWriter& j, const StageProfile& s) {
+  for (const auto& f : profile_fields()) j.field(f.name, f.get(s));
 }
 
 int cmd_profile(const CommandSpec&, const Args& a) {
@@ -374,36 +429,158 @@ int cmd_profile(const CommandSpec&, const Args& a) {
   if (a.has("--json")) {
     JsonWriter j(std::cout);
     j.begin_object().field("run", static_cast<long long>(p.run.id)).field("pipeline", p.run.pipeline)
-        .field("status", run_status(p.run)).field("wall_s", p.wall_s).key("stages").begin_array();
-    auto pct = [&](const char* name, const Percentiles& q) {
-      j.key(name).begin_object().field("p50", q.p50).field("p95", q.p95).field("p99", q.p99).field("max", q.max).end_object();
-    };
+        .field("status", shown_status(p.run)).field("wall_s", p.wall_s)
+        .field("bottleneck", p.bottleneck() ? p.bottleneck()->stage : std::string()).key("stages").begin_array();
     for (const auto& s : p.stages) {
-      j.begin_object().field("stage", s.stage).field("type", s.type).field("action", s.action)
-          .field("calls", static_cast<long long>(s.calls)).field("items", static_cast<long long>(s.items))
-          .field("busy_s", s.busy_s).field("wall_s", s.wall_s).field("first_start_s", s.first_start_s)
-          .field("items_per_s", s.items_per_s).field("share", s.share).field("bottleneck", s.bottleneck);
-      pct("batch_ms", s.batch_ms);
-      pct("item_ms", s.item_ms);
-      pct("queued_ms", s.queued_ms);
-      j.end_object();
+      j.begin_object().field("stage", s.stage).field("type", s.type).field("action", s.action).field("status", s.status);
+      j.key("inputs").begin_array();
+      for (const auto& in : s.inputs) j.value(in);
+      j.end_array();
+      write_profile_fields(j, s);
+      j.field("bottleneck", s.bottleneck).end_object();
     }
     j.end_array().end_object();
     std::cout << "\n";
     return 0;
   }
   if (a.has("--csv")) {
-    std::cout << "stage,type,action,calls,items,busy_s,wall_s,batch_p50_ms,batch_p95_ms,batch_p99_ms,"
-                 "item_p50_ms,item_p95_ms,item_p99_ms,items_per_s,share,queued_p50_ms,queued_p95_ms,bottleneck\n";
-    for (const auto& s : p.stages)
-      std::cout << s.stage << "," << s.type << "," << s.action << "," << s.calls << "," << s.items << ","
-                << s.busy_s << "," << s.wall_s << "," << s.batch_ms.p50 << "," << s.batch_ms.p95 << ","
-                << s.batch_ms.p99 << "," << s.item_ms.p50 << "," << s.item_ms.p95 << "," << s.item_ms.p99 << ","
-                << s.items_per_s << "," << s.share << "," << s.queued_ms.p50 << "," << s.queued_ms.p95 << ","
-                << (s.bottleneck ? 1 : 0) << "\n";
+    std::cout << "stage,type,action,status,inputs";
+    for (const auto& f : profile_fields()) std::cout << "," << f.name;
+    std::cout << ",bottleneck\n";
+    for (const auto& s : p.stages) {
+      std::cout << csv_field(s.stage) << "," << csv_field(s.type) << "," << s.action << "," << s.status << ","
+                << csv_field(joined(s.inputs, ";"));
+      for (const auto& f : profile_fields()) std::cout << "," << csv_number(f.get(s));
+      std::cout << "," << (s.bottleneck ? 1 : 0) << "\n";
+    }
     return 0;
   }
   print_profile_table(p, std::cout);
+  return 0;
+}
+
+// ---------------------------------------------------------------- compare
+
+std::size_t field_index(const char* name) {
+  const auto& fields = profile_fields();
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    if (std::string(fields[i].name) == name) return i;
+  throw std::logic_error(std::string("no profile field ") + name);
+}
+
+const char* presence(const StageComparison& c) { return c.a && c.b ? "both" : c.a ? "a" : "b"; }
+
+void print_compare_table(const RunComparison& c, std::ostream& out) {
+  out << "compare run " << c.a.run.id << " (" << c.a.run.pipeline << ", " << shown_status(c.a.run) << ") -> run "
+      << c.b.run.id << " (" << c.b.run.pipeline << ", " << shown_status(c.b.run) << "): wall " << fmt(c.a.wall_s)
+      << " s -> " << fmt(c.b.wall_s) << " s (" << fmt_ratio(c.wall_ratio) << ")\n";
+  out << "each cell: A -> B (B/A); a ratio below 1 is faster or smaller in B\n\n";
+  struct Column {
+    const char* title;
+    const char* field;
+  };
+  const std::vector<Column> columns = {{"ITEMS", "items"},           {"ACTIVE s", "active_s"},
+                                       {"BUSY s", "busy_s"},         {"BATCH p50 ms", "batch_p50_ms"},
+                                       {"BATCH p95 ms", "batch_p95_ms"}, {"ITEM p50 ms", "item_p50_ms"},
+                                       {"ITEMS/s", "items_per_s"},   {"QUEUE p50 ms", "queued_p50_ms"}};
+  const auto& fields = profile_fields();
+  std::vector<std::vector<std::string>> rows(1);
+  rows[0] = {"STAGE", "ACTION A -> B"};
+  for (const auto& col : columns) rows[0].push_back(col.title);
+  for (const auto& s : c.stages) {
+    std::string action = s.a && s.b ? (s.a->action == s.b->action ? s.a->action : s.a->action + " -> " + s.b->action)
+                         : s.a      ? s.a->action + " (only in A)"
+                                    : s.b->action + " (only in B)";
+    std::vector<std::string> row = {s.stage, action};
+    for (const auto& col : columns) {
+      std::size_t f = field_index(col.field);
+      auto value = [&](const std::optional<StageProfile>& p) {
+        return p && p->calls ? fmt(fields[f].get(*p)) : std::string("-");
+      };
+      std::string cell = value(s.a) + " -> " + value(s.b);
+      if (s.a && s.b && s.a->calls && s.b->calls) cell += " (" + fmt_ratio(s.ratios[f]) + ")";
+      row.push_back(cell);
+    }
+    rows.push_back(std::move(row));
+  }
+  print_aligned(rows, out);
+}
+
+int cmd_compare(const CommandSpec& cmd, const Args& a) {
+  if (a.positional.size() != 2) throw Error("lvmflow compare", "expected two runs, A and B", "usage: " + cmd.usage);
+  Store store = open_existing_store(a);
+  RunComparison c = compare_runs(store, resolve_run(store, a, 0), resolve_run(store, a, 1));
+  const auto& fields = profile_fields();
+  if (a.has("--json")) {
+    JsonWriter j(std::cout);
+    auto run = [&](const char* key, const RunProfile& p) {
+      j.key(key).begin_object().field("run", static_cast<long long>(p.run.id)).field("pipeline", p.run.pipeline)
+          .field("status", shown_status(p.run)).field("wall_s", p.wall_s).end_object();
+    };
+    j.begin_object();
+    run("a", c.a);
+    run("b", c.b);
+    j.field("wall_ratio", c.wall_ratio).key("stages").begin_array();
+    for (const auto& s : c.stages) {
+      j.begin_object().field("stage", s.stage).field("in", presence(s));
+      for (const auto& [key, p] : {std::pair{"a", &s.a}, std::pair{"b", &s.b}}) {
+        j.key(key);
+        if (!*p) {
+          j.value(std::numeric_limits<double>::quiet_NaN());   // JsonWriter writes NaN as null
+          continue;
+        }
+        j.begin_object().field("action", (*p)->action).field("status", (*p)->status);
+        write_profile_fields(j, **p);
+        j.field("bottleneck", (*p)->bottleneck).end_object();
+      }
+      j.key("ratio").begin_object();
+      for (std::size_t f = 0; f < fields.size(); ++f) j.field(fields[f].name, s.ratios[f]);
+      j.end_object().end_object();
+    }
+    j.end_array().end_object();
+    std::cout << "\n";
+    return 0;
+  }
+  if (a.has("--csv")) {
+    std::cout << "stage,in,action_a,action_b";
+    for (const auto& f : fields) std::cout << "," << f.name << "_a," << f.name << "_b," << f.name << "_ratio";
+    std::cout << "\n";
+    for (const auto& s : c.stages) {
+      std::cout << csv_field(s.stage) << "," << presence(s) << "," << (s.a ? s.a->action : "") << ","
+                << (s.b ? s.b->action : "");
+      for (std::size_t f = 0; f < fields.size(); ++f)
+        std::cout << "," << (s.a ? csv_number(fields[f].get(*s.a)) : "") << ","
+                  << (s.b ? csv_number(fields[f].get(*s.b)) : "") << "," << csv_number(s.ratios[f]);
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  print_compare_table(c, std::cout);
+  return 0;
+}
+
+// ---------------------------------------------------------------- report
+
+int cmd_report(const CommandSpec&, const Args& a) {
+  Store store = open_existing_store(a);
+  std::int64_t id = resolve_run(store, a, 0);
+  std::string path = a.has("-o") ? a.get("-o") : a.get("--output", "lvmflow-run-" + std::to_string(id) + ".html");
+  std::ostringstream html;
+  write_report(store, id, html);
+  // Written whole to a temporary name and renamed, so a browser never opens half a report.
+  std::filesystem::path target(path), temp = target;
+  temp += ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary);
+    out << html.str();
+    out.close();
+    if (!out) throw Error(path, "cannot write the report", "check that the folder exists and is writable");
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, target, ec);
+  if (ec) throw Error(path, "cannot write the report: " + ec.message(), "check that the folder is writable");
+  std::fprintf(stderr, "wrote %s (%.0f kB): run %lld; open it in a browser\n", path.c_str(), html.str().size() / 1024.0,
+               static_cast<long long>(id));
   return 0;
 }
 
@@ -439,6 +616,12 @@ const std::vector<CommandSpec>& commands() {
       {"profile", "lvmflow profile [RUN|last] [--store DIR | --pipeline FILE] [--json | --csv]",
        "Per-stage latency profile of a run: calls, items, busy and wall time, p50/p95/p99 per batch and per item, items/s, share, queueing; marks the bottleneck.",
        {"--json", "--csv"}, {"--store", "--pipeline"}},
+      {"compare", "lvmflow compare RUN_A RUN_B [--store DIR | --pipeline FILE] [--json | --csv]",
+       "Compare two runs stage by stage: the profile's numbers for A and B and their ratio B/A.",
+       {"--json", "--csv"}, {"--store", "--pipeline"}},
+      {"report", "lvmflow report [RUN|last] [-o FILE.html] [--store DIR | --pipeline FILE]",
+       "Write one self-contained HTML report of a run: timeline, DAG, latency histograms, cache, metrics.",
+       {}, {"-o", "--output", "--store", "--pipeline"}},
       {"gc", "lvmflow gc [--store DIR | --pipeline FILE] [--json]",
        "Delete artifact folders no cache entry points to, and staging folders of dead runs.", {"--json"}, {"--store", "--pipeline"}},
   };
@@ -481,6 +664,8 @@ int cli_main(int argc, char** argv) {
       if (name == "runs") return cmd_runs(cmd, a);
       if (name == "show") return cmd_show(cmd, a);
       if (name == "profile") return cmd_profile(cmd, a);
+      if (name == "compare") return cmd_compare(cmd, a);
+      if (name == "report") return cmd_report(cmd, a);
       if (name == "gc") return cmd_gc(cmd, a);
     } catch (const Error& e) {
       std::cerr << "lvmflow: error: " << e.what() << "\n";
