@@ -11,7 +11,7 @@ The modules here have the same parameter names as the C++ ones, so a checkpoint 
 Command line:
     lvm_models.py check DIR...  load each DIR's checkpoint strictly, run DIR/inputs.npy, compare
                                 with DIR/expected.npy (exit 1 when any differs)
-    lvm_models.py bench [--threads N] [--reps R]
+    lvm_models.py bench [--threads N] [--reps R] [--train-steps S] [--arch A]
                                 latency at batch 1/32/128 and training samples/s per
                                 architecture, one JSON object per line (read by lvm_bench)
 Needs only torch and numpy (no safetensors package: the format is read here directly).
@@ -187,16 +187,16 @@ def median_ms(fn, reps):
     return times[len(times) // 2]
 
 
-def bench(threads, reps, train_steps):
+def bench(threads, reps, train_steps, archs):
     torch.set_num_threads(threads)
-    for arch in ["amn", "lstm", "gru", "transformer"]:
+    for arch in archs:
         torch.manual_seed(0)
         config = default_config(arch)
         model = make_model(config).eval()
         row = {"arch": arch, "params": sum(p.numel() for p in model.parameters()), "threads": threads}
         for batch in (1, 32, 128):
             x = torch.randn(batch, config["context"], config["input_dim"])
-            with torch.no_grad():
+            with torch.inference_mode():
                 row[f"batch{batch}_ms"] = median_ms(lambda: model(x), reps if batch < 128 else max(5, reps // 4))
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
@@ -224,10 +224,12 @@ def main():
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--reps", type=int, default=50)
     b.add_argument("--train-steps", type=int, default=10)
+    b.add_argument("--arch", choices=sorted(MODELS), help="only this architecture")
     args = parser.parse_args()
     if args.command == "check":
         return max(check(d, args.tolerance) for d in args.directories)
-    bench(args.threads, args.reps, args.train_steps)
+    bench(args.threads, args.reps, args.train_steps,
+          [args.arch] if args.arch else ["amn", "lstm", "gru", "transformer"])
     return 0
 
 

@@ -1,0 +1,147 @@
+// LVM inference latency (batch 1 / 32 / 128) and training throughput per architecture, the
+// libtorch C++ models of stages/lvm side by side with the same models in PyTorch from Python
+// (tools/bench/lvm/lvm_models.py bench), measured in one run on this machine.
+//
+//   build-x/tools/bench/lvm/lvm_bench [--threads N] [--reps R] [--train-steps S] [--python PATH|none] [--arch A]
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "pipeline/error.hpp"
+#include "stages/common/json.hpp"
+#include "stages/lvm/lvm_models.hpp"
+
+using namespace lvmflow;
+
+namespace {
+
+struct Row {
+  std::int64_t params = 0;
+  std::map<int, double> batch_ms;   // batch size -> median ms per batch
+  double train_samples_per_s = 0;
+};
+
+template <class Fn>
+double median_ms(Fn&& fn, int reps) {
+  for (int i = 0; i < 3; ++i) fn();
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+Row bench_cpp(const std::string& arch, int reps, int train_steps) {
+  torch::manual_seed(0);
+  auto model = make_model(default_model_config(arch, 768, 5));
+  model->eval();
+  Row row;
+  row.params = model->parameter_count();
+  for (int batch : {1, 32, 128}) {
+    auto x = torch::randn({batch, 5, 768});
+    c10::InferenceMode guard;
+    row.batch_ms[batch] = median_ms([&] { (void)model->forward(x).data_ptr<float>(); }, batch < 128 ? reps : std::max(5, reps / 4));
+  }
+  model->train();
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01));
+  auto x = torch::randn({32, 5, 768});
+  auto y = torch::nn::functional::normalize(torch::randn({32, 768}), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  auto params = model->parameters();
+  double step_ms = median_ms(
+      [&] {
+        auto loss = torch::nn::functional::mse_loss(model->forward(x), y);
+        optimizer.zero_grad();
+        loss.backward();
+        torch::nn::utils::clip_grad_norm_(params, 1.0);
+        optimizer.step();
+      },
+      train_steps);
+  row.train_samples_per_s = 32 * 1000.0 / step_ms;
+  return row;
+}
+
+std::map<std::string, Row> bench_python(const std::string& python, int threads, int reps, int train_steps,
+                                        const std::string& only) {
+  std::map<std::string, Row> rows;
+  if (python == "none") return rows;
+  const std::string cmd = python + " " LVMFLOW_BENCH_DIR "/lvm_models.py bench --threads " + std::to_string(threads) +
+                          " --reps " + std::to_string(reps) + " --train-steps " + std::to_string(train_steps) +
+                          (only.empty() ? "" : " --arch " + only);
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) throw Error("lvm_bench", "cannot run " + cmd, "pass --python none to skip the Python peer");
+  char buf[4096];
+  while (fgets(buf, sizeof buf, pipe)) {
+    Json j = Json::parse(buf, "python peer output");
+    Row r;
+    r.params = j.at("params").as_int();
+    for (int b : {1, 32, 128}) r.batch_ms[b] = j.at("batch" + std::to_string(b) + "_ms").as_double();
+    r.train_samples_per_s = j.at("train_samples_per_s").as_double();
+    rows[j.at("arch").as_string()] = r;
+  }
+  if (pclose(pipe) != 0) throw Error("lvm_bench", "the Python peer failed: " + cmd, "run it by hand to see why");
+  return rows;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 1, reps = 50, train_steps = 10;
+  std::string python = "/usr/bin/python3", only;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (a == "--reps") reps = std::stoi(argv[i + 1]);
+    else if (a == "--train-steps") train_steps = std::stoi(argv[i + 1]);
+    else if (a == "--python") python = argv[i + 1];
+    else if (a == "--arch") only = argv[i + 1];
+    else {
+      std::cerr << "usage: lvm_bench [--threads N] [--reps R] [--train-steps S] [--python PATH|none] [--arch A]\n";
+      return 2;
+    }
+  }
+  try {
+    torch::set_num_threads(threads);
+    // Seed figures (../shared/seeds/002, Apple M1 Max, batch 1, ms per query).
+    const std::map<std::string, double> seed_ms = {{"amn", 0.49}, {"lstm", 0.56}, {"gru", 2.08}, {"transformer", 2.68}};
+    std::vector<std::string> archs = {"amn", "lstm", "gru", "transformer"};
+    if (!only.empty()) archs = {only};
+    std::map<std::string, Row> cpp;
+    for (const auto& arch : archs) cpp[arch] = bench_cpp(arch, reps, train_steps);
+    std::map<std::string, Row> py = bench_python(python, threads, reps, train_steps, only);
+
+    std::printf("LVM inference, median ms per batch (%d torch thread%s, %d reps; batch 128: %d reps)\n", threads,
+                threads == 1 ? "" : "s", reps, std::max(5, reps / 4));
+    std::printf("%-12s %10s %6s %12s %12s %9s %14s %12s\n", "arch", "params", "batch", "C++ ms", "Python ms",
+                "speedup", "C++ ms/query", "seed ms/q");
+    for (const auto& arch : archs) {
+      for (int b : {1, 32, 128}) {
+        const double c = cpp[arch].batch_ms[b];
+        const bool have_py = py.count(arch) != 0;
+        const double p = have_py ? py[arch].batch_ms[b] : 0;
+        char seed[32] = "";
+        if (b == 1) std::snprintf(seed, sizeof seed, "%.2f", seed_ms.at(arch));
+        std::printf("%-12s %10lld %6d %12.3f %12s %8s %14.4f %12s\n", arch.c_str(), static_cast<long long>(cpp[arch].params),
+                    b, c, have_py ? std::to_string(p).substr(0, 8).c_str() : "-",
+                    have_py ? (std::to_string(p / c).substr(0, 4) + "x").c_str() : "-", c / b, seed);
+      }
+    }
+    std::printf("\nLVM training, samples/s (batch 32, MSE, AdamW, grad clip 1.0; median of %d steps)\n", train_steps);
+    std::printf("%-12s %14s %14s %9s\n", "arch", "C++", "Python", "speedup");
+    for (const auto& arch : archs) {
+      const bool have_py = py.count(arch) != 0;
+      std::printf("%-12s %14.1f %14s %9s\n", arch.c_str(), cpp[arch].train_samples_per_s,
+                  have_py ? std::to_string(py[arch].train_samples_per_s).substr(0, 8).c_str() : "-",
+                  have_py ? (std::to_string(cpp[arch].train_samples_per_s / py[arch].train_samples_per_s).substr(0, 4) + "x").c_str()
+                          : "-");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "lvm_bench: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
