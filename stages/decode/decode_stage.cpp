@@ -47,10 +47,10 @@ DecodeOptions options_from(const Params& p) {
   DecodeOptions o;
   o.vec2text.inversion_model = path_param(p, "inversion_model");
   o.vec2text.corrector_model = path_param(p, "corrector_model");
-  o.vec2text.num_steps = p.get_int("num_steps");
-  o.vec2text.sequence_beam_width = p.get_int("sequence_beam_width");
-  o.vec2text.num_beams = p.get_int("num_beams");
-  o.vec2text.max_length = p.get_int("max_length");
+  o.vec2text.search.num_steps = p.get_int("num_steps");
+  o.vec2text.search.sequence_beam_width = p.get_int("sequence_beam_width");
+  o.vec2text.search.num_beams = p.get_int("num_beams");
+  o.vec2text.search.max_length = p.get_int("max_length");
   o.encoder_model = path_param(p, "encoder_model");
   o.tokenizer = path_param(p, "tokenizer");
   o.pooling = p.get_string("pooling");
@@ -69,17 +69,17 @@ void validate(const Params& p) {
   for (const char* name : {"num_beams", "batch_size"})
     if (p.get_int(name) < 1)
       throw Error(where, std::string("param ") + name + " must be >= 1, found " + std::to_string(p.get_int(name)));
-  if (o.vec2text.max_length == 1)
+  if (o.vec2text.search.max_length == 1)
     throw Error(where, "param max_length must be 0 (the checkpoint's max_seq_length) or >= 2");
   if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
   if (!o.uses_vec2text() && !o.vec2text.corrector_model.empty())
     throw Error(where, "param corrector_model is set without inversion_model, which makes the first hypothesis",
                 "set inversion_model too (e.g. jxm/gtr__nq__32 next to jxm/gtr__nq__32__correct)");
-  if (o.vec2text.num_steps > 0 && o.vec2text.corrector_model.empty())
-    throw Error(where, "param num_steps " + std::to_string(o.vec2text.num_steps) + ": corrections need corrector_model",
+  if (o.vec2text.search.num_steps > 0 && o.vec2text.corrector_model.empty())
+    throw Error(where, "param num_steps " + std::to_string(o.vec2text.search.num_steps) + ": corrections need corrector_model",
                 "set corrector_model or num_steps: 0");
-  if (o.vec2text.num_steps > 0 && o.encoder_model.empty())
-    throw Error(where, "param num_steps " + std::to_string(o.vec2text.num_steps) +
+  if (o.vec2text.search.num_steps > 0 && o.encoder_model.empty())
+    throw Error(where, "param num_steps " + std::to_string(o.vec2text.search.num_steps) +
                            ": corrections re-embed every hypothesis with GTR-T5, but encoder_model is not set",
                 "set encoder_model to a gtr-t5-base folder");
   for (const auto& [name, dir] : {std::pair<const char*, fs::path>{"inversion_model", o.vec2text.inversion_model},
@@ -143,11 +143,11 @@ class DecodeStage : public MapStage {
     }
     if (vec2text) {
       inverter_ = std::make_unique<Vec2TextInverter>(options_.vec2text, embedder_.get(), tokenizer_path(where));
-      method_ = options_.vec2text.num_steps == 0
+      method_ = options_.vec2text.search.num_steps == 0
                     ? "vec2text: hypothesis"
-                    : "vec2text: " + std::to_string(options_.vec2text.num_steps) + " corrections, sequence beam " +
-                          std::to_string(options_.vec2text.sequence_beam_width);
-      if (options_.vec2text.num_beams > 1) method_ += ", " + std::to_string(options_.vec2text.num_beams) + " beams";
+                    : "vec2text: " + std::to_string(options_.vec2text.search.num_steps) + " corrections, sequence beam " +
+                          std::to_string(options_.vec2text.search.sequence_beam_width);
+      if (options_.vec2text.search.num_beams > 1) method_ += ", " + std::to_string(options_.vec2text.search.num_beams) + " beams";
       ctx.log(inverter_->describe());
     } else {
       method_ = kNearestChunk;

@@ -53,8 +53,21 @@ struct Vec2TextInverter::Impl {
     if (!o.corrector_model.empty()) corrector.emplace(o.corrector_model);
   }
 
-  std::int64_t max_length() const {
-    return options.max_length > 0 ? options.max_length : inversion.config().max_seq_length;
+  std::int64_t max_length(const Vec2TextSearch& search) const {
+    return search.max_length > 0 ? search.max_length : inversion.config().max_seq_length;
+  }
+
+  // The checks that depend on the search settings (the others are made once, on load).
+  void check(const Vec2TextSearch& s) const {
+    const std::string where = "decode.vec2text";
+    if (s.num_steps < 0 || s.sequence_beam_width < 0 || s.num_beams < 1 || s.max_length < 0 || s.max_length == 1)
+      throw Error(where, "num_steps, sequence_beam_width must be >= 0, num_beams >= 1, max_length 0 or >= 2");
+    if (s.num_steps > 0 && !corrector)
+      throw Error(where, "num_steps " + std::to_string(s.num_steps) + " needs a corrector model",
+                  "set corrector_model (e.g. a copy of jxm/gtr__nq__32__correct) or num_steps: 0");
+    if (s.num_steps > 0 && !embedder)
+      throw Error(where, "corrections re-embed each hypothesis and need a GTR-T5 encoder",
+                  "set encoder_model to a sentence-transformers/gtr-t5-base folder");
   }
 
   // HF batch_decode(skip_special_tokens=True): pad, EOS, unk and the sentinel ids past the
@@ -78,14 +91,14 @@ struct Vec2TextInverter::Impl {
     return out;
   }
 
-  Sequences invert(const at::Tensor& e) const {
+  Sequences invert(const at::Tensor& e, const Vec2TextSearch& search) const {
     const std::int64_t B = e.size(0);
-    const std::int64_t steps = options.num_steps, width = options.sequence_beam_width;
+    const std::int64_t steps = search.num_steps, width = search.sequence_beam_width;
     if (steps == 0) {
       auto [x, m] = inversion.encoder_inputs(e);
-      Sequences cands = generate(inversion.t5(), x, m, options.num_beams, max_length());
+      Sequences cands = generate(inversion.t5(), x, m, search.num_beams, max_length(search));
       Sequences best;
-      for (std::int64_t b = 0; b < B; ++b) best.push_back(cands[b * options.num_beams]);
+      for (std::int64_t b = 0; b < B; ++b) best.push_back(cands[b * search.num_beams]);
       return best;
     }
     // Initial hypothesis: greedy up to max_seq_length (Corrector._get_hypothesis_uncached).
@@ -93,11 +106,11 @@ struct Vec2TextInverter::Impl {
     Sequences hyp = generate(inversion.t5(), x0, m0, 1, inversion.config().max_seq_length);
     at::Tensor h = embed(hyp);
     at::Tensor targets = e;
-    const std::int64_t per_row = std::max(width, options.num_beams);   // num_return_sequences
+    const std::int64_t per_row = std::max(width, search.num_beams);   // num_return_sequences
     for (std::int64_t step = 0; step < steps; ++step) {
       at::Tensor ids = pad_sequences(hyp);
       auto [x, m] = corrector->encoder_inputs(targets, h, ids, (ids != T5Seq2Seq::kPad).to(at::kLong));
-      Sequences cands = generate(corrector->t5(), x, m, per_row, max_length());
+      Sequences cands = generate(corrector->t5(), x, m, per_row, max_length(search));
       at::Tensor cand_emb = embed(cands);
       if (static_cast<std::int64_t>(cands.size()) == targets.size(0)) {   // greedy: one per row
         hyp = std::move(cands);
@@ -140,15 +153,11 @@ struct Vec2TextInverter::Impl {
 Vec2TextInverter::Vec2TextInverter(const Vec2TextOptions& options, const TextEncoder* embedder,
                                    const std::filesystem::path& spiece_model) {
   const std::string where = "decode.vec2text";
-  if (options.num_steps < 0 || options.sequence_beam_width < 0 || options.num_beams < 1 || options.max_length < 0)
-    throw Error(where, "num_steps, sequence_beam_width and max_length must be >= 0, num_beams >= 1");
-  if (options.num_steps > 0 && options.corrector_model.empty())
-    throw Error(where, "num_steps " + std::to_string(options.num_steps) + " needs a corrector model",
+  if (options.search.num_steps > 0 && options.corrector_model.empty())
+    throw Error(where, "num_steps " + std::to_string(options.search.num_steps) + " needs a corrector model",
                 "set corrector_model (e.g. a copy of jxm/gtr__nq__32__correct) or num_steps: 0");
-  if (options.num_steps > 0 && !embedder)
-    throw Error(where, "corrections re-embed each hypothesis and need a GTR-T5 encoder",
-                "set encoder_model to a sentence-transformers/gtr-t5-base folder");
   impl_ = std::make_unique<Impl>(options, embedder, spiece_model);
+  impl_->check(options.search);
   const std::size_t dim = impl_->inversion.embedder_dim();
   if (impl_->corrector && static_cast<std::size_t>(impl_->corrector->embedder_dim()) != dim)
     throw Error(options.corrector_model.string(),
@@ -173,12 +182,18 @@ Vec2TextInverter::Vec2TextInverter(const Vec2TextOptions& options, const TextEnc
 Vec2TextInverter::~Vec2TextInverter() = default;
 
 std::vector<std::string> Vec2TextInverter::invert(const float* targets, std::size_t count) const {
+  return invert(targets, count, impl_->options.search);
+}
+
+std::vector<std::string> Vec2TextInverter::invert(const float* targets, std::size_t count,
+                                                  const Vec2TextSearch& search) const {
+  impl_->check(search);
   c10::InferenceMode guard;
   if (count == 0) return {};
   const auto dim = static_cast<std::int64_t>(embedder_dim());
   at::Tensor e = at::from_blob(const_cast<float*>(targets), {static_cast<std::int64_t>(count), dim}, at::kFloat).clone();
   std::vector<std::string> texts;
-  for (const auto& seq : impl_->invert(e)) texts.push_back(impl_->text_of(seq));
+  for (const auto& seq : impl_->invert(e, search)) texts.push_back(impl_->text_of(seq));
   return texts;
 }
 
@@ -187,10 +202,11 @@ std::int64_t Vec2TextInverter::max_seq_length() const { return impl_->inversion.
 
 std::string Vec2TextInverter::describe() const {
   const Vec2TextOptions& o = impl_->options;
+  const Vec2TextSearch& q = o.search;
   std::string s = "vec2text: inversion " + o.inversion_model.string() + " (" + impl_->inversion.t5().arch().describe() + ")";
   if (impl_->corrector) s += ", corrector " + o.corrector_model.string();
-  s += ", num_steps " + std::to_string(o.num_steps) + ", sequence_beam_width " + std::to_string(o.sequence_beam_width) +
-       ", num_beams " + std::to_string(o.num_beams) + ", max_length " + std::to_string(impl_->max_length());
+  s += ", num_steps " + std::to_string(q.num_steps) + ", sequence_beam_width " + std::to_string(q.sequence_beam_width) +
+       ", num_beams " + std::to_string(q.num_beams) + ", max_length " + std::to_string(impl_->max_length(q));
   return s;
 }
 

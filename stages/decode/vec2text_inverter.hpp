@@ -13,13 +13,18 @@ namespace lvmflow {
 
 class TextEncoder;
 
-struct Vec2TextOptions {
-  std::filesystem::path inversion_model;   // e.g. a copy of jxm/gtr__nq__32
-  std::filesystem::path corrector_model;   // e.g. jxm/gtr__nq__32__correct; empty: hypothesis only
+// How hard to search: the knobs of vec2text's invert_embeddings / generate.
+struct Vec2TextSearch {
   std::int64_t num_steps = 0;              // corrections; 0 = the inversion model's hypothesis only
   std::int64_t sequence_beam_width = 0;    // candidates kept between steps; 0/1 = one
   std::int64_t num_beams = 1;              // token-level beam search inside each generation
   std::int64_t max_length = 0;             // generated tokens incl. start token; 0 = max_seq_length
+};
+
+struct Vec2TextOptions {
+  std::filesystem::path inversion_model;   // e.g. a copy of jxm/gtr__nq__32
+  std::filesystem::path corrector_model;   // e.g. jxm/gtr__nq__32__correct; empty: hypothesis only
+  Vec2TextSearch search;                   // the default for invert()
 };
 
 class Vec2TextInverter {
@@ -33,6 +38,8 @@ class Vec2TextInverter {
 
   // Thread-safe. `targets`: count rows of embedder_dim() floats.
   std::vector<std::string> invert(const float* targets, std::size_t count) const;
+  // The same with other search settings (the models stay loaded; e.g. for benchmarks).
+  std::vector<std::string> invert(const float* targets, std::size_t count, const Vec2TextSearch& search) const;
 
   std::size_t embedder_dim() const;
   std::int64_t max_seq_length() const;

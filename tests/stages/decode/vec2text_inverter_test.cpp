@@ -26,9 +26,9 @@ Vec2TextOptions tiny_options(std::int64_t steps, std::int64_t width, std::int64_
   Vec2TextOptions o;
   o.inversion_model = tiny_vec2text() / "inversion";
   o.corrector_model = tiny_vec2text() / "corrector";
-  o.num_steps = steps;
-  o.sequence_beam_width = width;
-  o.num_beams = beams;
+  o.search.num_steps = steps;
+  o.search.sequence_beam_width = width;
+  o.search.num_beams = beams;
   return o;
 }
 
@@ -36,13 +36,16 @@ TEST(Vec2TextInverter, TextsMatchReferenceForEveryStepAndBeamSetting) {
   LVMFLOW_REQUIRE_TINY_VEC2TEXT();
   const NpyArray targets = read_npy(tiny_vec2text() / "targets.npy");
   const auto embedder = tiny_embedder();
+  // One loaded inverter serves every search setting.
+  Vec2TextInverter inverter(tiny_options(1, 0, 1), embedder.get(), tiny_vec2text() / "gtr" / "spiece.model");
   for (const Json& c : testing::vec2text_reference().at("invert").as_array()) {
-    const auto steps = c.at("num_steps").as_int(), width = c.at("sequence_beam_width").as_int(),
-               beams = c.at("num_beams").as_int();
-    SCOPED_TRACE("num_steps " + std::to_string(steps) + ", sequence_beam_width " + std::to_string(width) +
-                 ", num_beams " + std::to_string(beams));
-    Vec2TextInverter inverter(tiny_options(steps, width, beams), embedder.get(), tiny_vec2text() / "gtr" / "spiece.model");
-    const auto texts = inverter.invert(targets.data.data(), static_cast<std::size_t>(targets.shape[0]));
+    Vec2TextSearch search;
+    search.num_steps = c.at("num_steps").as_int();
+    search.sequence_beam_width = c.at("sequence_beam_width").as_int();
+    search.num_beams = c.at("num_beams").as_int();
+    SCOPED_TRACE("num_steps " + std::to_string(search.num_steps) + ", sequence_beam_width " +
+                 std::to_string(search.sequence_beam_width) + ", num_beams " + std::to_string(search.num_beams));
+    const auto texts = inverter.invert(targets.data.data(), static_cast<std::size_t>(targets.shape[0]), search);
     std::vector<std::string> expected;
     for (const Json& t : c.at("texts").as_array()) expected.push_back(t.as_string());
     EXPECT_EQ(texts, expected);
