@@ -22,7 +22,7 @@ constexpr const char* kEncoderFile = "encoder.json";
 
 // Predictions of `model` for `rows` of `data`, [rows.size() x D], in chunks to bound memory.
 std::vector<float> predict_rows(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   std::vector<float> out(rows.size() * data.dim);
   constexpr std::size_t kChunk = 256;
   for (std::size_t begin = 0; begin < rows.size(); begin += kChunk) {
@@ -219,7 +219,7 @@ class PredictStage : public MapStage {
     std::vector<float> rollout;
     if (rollout_steps_ > 0) {
       // Autoregressive roll-out: the context slides forward over the model's own predictions.
-      torch::NoGradGuard no_grad;
+      c10::InferenceMode inference;
       torch::Tensor contexts, targets;
       gather_windows(data, all, 0, rows, &contexts, &targets);
       torch::Tensor step = torch::from_blob(pred.data(), {std::int64_t(rows), std::int64_t(d)}).clone();
@@ -306,7 +306,7 @@ struct EvalRow {
 
 // Median wall time of single-window predictions over the first validation windows.
 double latency_per_query_ms(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   const std::size_t count = std::min<std::size_t>(rows.size(), 64);
   std::vector<double> times;
   for (std::size_t i = 0; i < count + 5; ++i) {   // the first 5 warm up
