@@ -10,6 +10,8 @@ packages=(
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.
   python3 python3-torch python3-sentencepiece python3-numpy
+  # Headless browser for the test that renders `lvmflow report` (tests/pipeline/report_test.cpp).
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

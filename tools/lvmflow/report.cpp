@@ -79,10 +79,8 @@ std::string format_number(double v) {
   double a = std::fabs(v);
   if (!std::isfinite(v)) return "-";
   if (v == std::floor(v) && a < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else if (a != 0 && (a < 1e-3 || a >= 1e6)) std::snprintf(buf, sizeof buf, "%.3g", v);
-  else if (a >= 100) std::snprintf(buf, sizeof buf, "%.1f", v);
-  else if (a >= 1) std::snprintf(buf, sizeof buf, "%.3f", v);
-  else std::snprintf(buf, sizeof buf, "%.4f", v);
+  else if (a >= 1000 && a < 1e9) std::snprintf(buf, sizeof buf, "%.1f", v);
+  else std::snprintf(buf, sizeof buf, "%.4g", v);   // 0.6123, 12.35, 1.5e-05
   return buf;
 }
 
@@ -359,7 +357,7 @@ void write_metrics(const ReportData& d, std::ostream& out) {
       ++c.second;
     }
     if (!names.empty()) {
-      out << "<h3>" << html_escape(stage) << "</h3><div class=\"scroll\"><table class=\"grid\"><thead><tr><th>label</th>";
+      out << "<h3>" << html_escape(stage) << "</h3><div class=\"scroll\"><table class=\"grid compact\"><thead><tr><th>label</th>";
       for (const auto& n : names) out << "<th>" << html_escape(n) << "</th>";
       out << "</tr></thead><tbody>\n";
       for (const auto& l : labels) {

@@ -65,6 +65,8 @@ table.grid th { text-align: right; color: var(--muted); font-weight: 500; paddin
 table.grid td { text-align: right; padding: 5px 8px; border-bottom: 1px solid #f0f2f5; white-space: nowrap; }
 table.grid th:first-child, table.grid td:first-child, table.grid td.text, table.grid th.text { text-align: left; }
 table.grid tr.bottleneck td { background: #fff6e5; }
+table.grid.compact { width: auto; min-width: 420px; }
+table.grid.compact td, table.grid.compact th { padding-left: 18px; }
 table.grid tr:hover td { background: #f5f8fd; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 11px; font-weight: 600; color: #fff; line-height: 18px; }
 .badge.run { background: var(--run); } .badge.replay { background: var(--replay); }
@@ -344,6 +346,10 @@ inline constexpr const char* kScript = R"JS(
   }
 
   // ------------------------------------------------------------------ DAG
+  // Layered drawing, left to right: a stage's layer is its longest path from a source. An
+  // edge that skips layers runs through a waypoint in each layer it crosses, so it bends
+  // around the stages in between instead of passing under them; waypoints take part in the
+  // ordering like stages do.
   function renderDag() {
     var body = section('dag');
     if (!body) return;
@@ -354,48 +360,69 @@ inline constexpr const char* kScript = R"JS(
     stages.forEach(function (s, i) {
       s.inputs.forEach(function (inp) { if (inp in index) depth[i] = Math.max(depth[i], depth[index[inp]] + 1); });
     });
+    var nodes = stages.map(function (s, i) { return { stage: i, layer: depth[i], preds: [] }; });
+    var edges = [];
+    stages.forEach(function (s, i) {
+      s.inputs.forEach(function (inp, slot) {
+        if (!(inp in index)) return;
+        var from = index[inp], path = [from];
+        for (var d = depth[from] + 1; d < depth[i]; d++) {
+          nodes.push({ stage: -1, layer: d, preds: [path[path.length - 1]] });
+          path.push(nodes.length - 1);
+        }
+        nodes[i].preds.push(path[path.length - 1]);
+        path.push(i);
+        edges.push({ path: path, slot: slot, from: inp, to: s.name });
+      });
+    });
     var layers = [];
-    stages.forEach(function (s, i) { (layers[depth[i]] = layers[depth[i]] || []).push(i); });
-    // Two barycentre sweeps against the previous layer reduce edge crossings.
+    nodes.forEach(function (n, k) { (layers[n.layer] = layers[n.layer] || []).push(k); });
     var pos = {};
-    layers.forEach(function (layer) { layer.forEach(function (i, k) { pos[i] = k; }); });
-    for (var sweep = 0; sweep < 2; sweep++) {
+    layers.forEach(function (layer) { layer.forEach(function (k, r) { pos[k] = r; }); });
+    // Barycentre sweeps against the previous layer reduce edge crossings.
+    for (var sweep = 0; sweep < 3; sweep++) {
       layers.forEach(function (layer, d) {
         if (d === 0) return;
         var key = {};
-        layer.forEach(function (i) {
-          var ins = stages[i].inputs.filter(function (n) { return n in index; }).map(function (n) { return pos[index[n]]; });
-          key[i] = ins.length ? ins.reduce(function (a, b) { return a + b; }, 0) / ins.length : pos[i];
+        layer.forEach(function (k) {
+          var ps = nodes[k].preds;
+          key[k] = ps.length ? ps.reduce(function (a, p) { return a + pos[p]; }, 0) / ps.length : pos[k];
         });
         layer.sort(function (a, b) { return key[a] - key[b] || a - b; });
-        layer.forEach(function (i, k) { pos[i] = k; });
+        layer.forEach(function (k, r) { pos[k] = r; });
       });
     }
-    var nodeW = 176, nodeH = 50, gapX = 70, gapY = 16, pad = 12;
-    var tallest = layers.reduce(function (a, l) { return Math.max(a, l.length); }, 1);
+    var nodeW = 176, nodeH = 50, wayH = 14, gapX = 70, gapY = 16, pad = 12;
+    var heightOf = function (k) { return nodes[k].stage >= 0 ? nodeH : wayH; };
+    var layerH = layers.map(function (layer) {
+      return layer.reduce(function (a, k) { return a + heightOf(k); }, 0) + (layer.length - 1) * gapY;
+    });
     var W = pad * 2 + layers.length * nodeW + (layers.length - 1) * gapX;
-    var H = pad * 2 + tallest * nodeH + (tallest - 1) * gapY;
+    var H = pad * 2 + Math.max.apply(null, layerH.concat([nodeH]));
+    var place = {};
+    layers.forEach(function (layer, d) {
+      var y = pad + (H - pad * 2 - layerH[d]) / 2;
+      layer.forEach(function (k) { place[k] = { x: pad + d * (nodeW + gapX), y: y, mid: y + heightOf(k) / 2 }; y += heightOf(k) + gapY; });
+    });
     var wrap = html('div', 'scroll', body);
     var root = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img' }, wrap);
     svg('title', {}, root, 'Pipeline DAG');
     var marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' },
                      svg('defs', {}, root));
     svg('path', { d: 'M0 0L10 5L0 10z', fill: '#9aa6b8' }, marker);
-    var place = {};
-    layers.forEach(function (layer, d) {
-      var offset = (H - pad * 2 - (layer.length * nodeH + (layer.length - 1) * gapY)) / 2;
-      layer.forEach(function (i, k) { place[i] = { x: pad + d * (nodeW + gapX), y: pad + offset + k * (nodeH + gapY) }; });
-    });
-    stages.forEach(function (s, i) {
-      s.inputs.forEach(function (inp, slot) {
-        if (!(inp in index)) return;
-        var a = place[index[inp]], b = place[i];
-        var x1 = a.x + nodeW, y1 = a.y + nodeH / 2, x2 = b.x - 2, y2 = b.y + nodeH / 2, mx = (x1 + x2) / 2;
-        var e = svg('path', { d: 'M' + x1 + ' ' + y1 + 'C' + mx + ' ' + y1 + ' ' + mx + ' ' + y2 + ' ' + x2 + ' ' + y2,
-                              fill: 'none', stroke: '#9aa6b8', 'stroke-width': 1.4, 'marker-end': 'url(#arrow)',
-                              'stroke-dasharray': slot > 0 ? '4 3' : undefined }, root);
-        tip(e, inp + ' \u2192 ' + s.name + (slot > 0 ? ' (side input ' + slot + ')' : ''));
+    edges.forEach(function (e) {
+      // Out of the right side of the input, across each waypoint's layer, into the left side.
+      var first = place[e.path[0]], d = 'M' + (first.x + nodeW) + ' ' + first.mid, x = first.x + nodeW, y = first.mid;
+      e.path.slice(1).forEach(function (k, n) {
+        var p = place[k], last = n === e.path.length - 2, tx = last ? p.x - 2 : p.x, mx = (x + tx) / 2;
+        d += 'C' + mx + ' ' + y + ' ' + mx + ' ' + p.mid + ' ' + tx + ' ' + p.mid;
+        if (!last) d += 'L' + (p.x + nodeW) + ' ' + p.mid;
+        x = p.x + nodeW;
+        y = p.mid;
       });
+      tip(svg('path', { d: d, fill: 'none', stroke: '#9aa6b8', 'stroke-width': 1.4, 'marker-end': 'url(#arrow)',
+                        'stroke-dasharray': e.slot > 0 ? '4 3' : undefined }, root),
+          e.from + ' \u2192 ' + e.to + (e.slot > 0 ? ' (side input ' + e.slot + ')' : ''));
     });
     stages.forEach(function (s, i) {
       var p = place[i], g = svg('g', { transform: 'translate(' + p.x + ',' + p.y + ')' }, root);
@@ -416,7 +443,7 @@ inline constexpr const char* kScript = R"JS(
   // ------------------------------------------------------------------ histograms
   function histogram(parent, s, color) {
     var values = s.spans.map(function (sp) { return sp[1] - sp[0]; });
-    var W = 330, H = 150, padL = 36, padR = 10, padT = 8, padB = 30, bins = Math.min(30, Math.max(6, Math.ceil(Math.sqrt(values.length)) + 2));
+    var W = 330, H = 160, padL = 36, padR = 14, padT = 18, padB = 30, bins = Math.min(30, Math.max(6, Math.ceil(Math.sqrt(values.length)) + 2));
     var ext = extent(values), lo = ext[0], hi = ext[1];
     var log = lo > 0 && hi / lo > 30;
     var f = log ? Math.log : function (v) { return v; }, finv = log ? Math.exp : function (v) { return v; };
@@ -443,15 +470,18 @@ inline constexpr const char* kScript = R"JS(
     svg('line', { x1: padL, x2: W - padR, y1: H - padB, y2: H - padB, stroke: '#9aa6b8' }, root);
     svg('text', { x: padL - 4, y: padT + 8, 'text-anchor': 'end', class: 'axis' }, root, String(top));
     svg('text', { x: padL - 4, y: H - padB, 'text-anchor': 'end', class: 'axis' }, root, '0');
+    // Quantile lines, labelled in a row above the plot; labels of close lines are pushed apart.
+    var labelX = -Infinity;
     [['p50', s.batch.p50], ['p95', s.batch.p95], ['p99', s.batch.p99]].forEach(function (q, k) {
       var xq = px(Math.min(Math.max(q[1], finv(a)), finv(b)));
-      svg('line', { x1: xq, x2: xq, y1: padT, y2: H - padB, stroke: '#1d2430', 'stroke-dasharray': k ? '3 2' : undefined, 'stroke-opacity': 0.7 }, root);
-      var right = xq > W - padR - 24;   // keep labels near the right edge inside the chart
-      svg('text', { x: right ? xq - 2 : xq + 2, y: padT + 8 + k * 10, 'text-anchor': right ? 'end' : 'start', class: 'axis' }, root, q[0]);
+      svg('line', { x1: xq, x2: xq, y1: padT - 2, y2: H - padB, stroke: '#1d2430', 'stroke-dasharray': k ? '3 2' : undefined, 'stroke-opacity': 0.7 }, root);
+      labelX = Math.min(Math.max(xq, labelX + 24, padL + 10), W - 12 - (2 - k) * 24);
+      svg('text', { x: labelX, y: padT - 6, 'text-anchor': 'middle', class: 'axis' }, root, q[0]);
     });
     var tk = log ? [lo, Math.sqrt(lo * hi), hi] : ticks(finv(a), finv(b), 4);
     tk.forEach(function (v) {
-      svg('text', { x: px(v), y: H - padB + 13, 'text-anchor': 'middle', class: 'axis' }, root, fmtMs(v));
+      var xt = px(v), anchor = xt > W - padR - 20 ? 'end' : xt < padL + 20 ? 'start' : 'middle';
+      svg('text', { x: xt, y: H - padB + 13, 'text-anchor': anchor, class: 'axis' }, root, fmtMs(v));
     });
     svg('text', { x: (W + padL) / 2, y: H - 3, 'text-anchor': 'middle', class: 'axis' }, root, 'time per batch');
   }
@@ -481,9 +511,11 @@ inline constexpr const char* kScript = R"JS(
     var root = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H }, box);
     var px = function (v) { return padL + (v - x0) / (x1 - x0) * (W - padL - padR); };
     var py = function (v) { return H - padB - (v - y0) / (y1 - y0) * (H - padT - padB); };
+    var yStep = niceStep(y1 - y0, 4), decimals = Math.min(6, Math.max(0, -Math.floor(Math.log10(yStep))));
     ticks(y0, y1, 4).forEach(function (v) {
       svg('line', { x1: padL, x2: W - padR, y1: py(v), y2: py(v), stroke: '#eef0f4' }, root);
-      svg('text', { x: padL - 4, y: py(v) + 3, 'text-anchor': 'end', class: 'axis' }, root, fmtNum(v));
+      svg('text', { x: padL - 4, y: py(v) + 3, 'text-anchor': 'end', class: 'axis' }, root,
+          Math.abs(v) >= 1e5 ? fmtNum(v) : v.toFixed(decimals));
     });
     ticks(x0, x1, 6).forEach(function (v) {
       if (Math.abs(v - Math.round(v)) > 1e-9) return;
