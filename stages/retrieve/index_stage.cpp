@@ -126,7 +126,7 @@ void add_retrieve_index_stage(StageRegistry& registry) {
       {"nlist", ParamType::Int, "0", "IVF lists; 0 = about 4*sqrt(chunks)"},
       {"nprobe", ParamType::Int, "16", "IVF lists visited per query (stored in the index)"},
       {"hnsw_m", ParamType::Int, "32", "HNSW links per node (FAISS's M)"},
-      {"ef_construction", ParamType::Int, "80", "HNSW build beam width (FAISS's efConstruction)"},
+      {"ef_construction", ParamType::Int, "40", "HNSW build beam width (FAISS's efConstruction and its default)"},
       {"ef_search", ParamType::Int, "64", "HNSW search beam width (FAISS's efSearch; stored in the index)"},
       {"normalize", ParamType::Bool, "true",
        "L2-normalise chunk and query vectors, so inner product is cosine similarity"},

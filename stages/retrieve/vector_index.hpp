@@ -26,7 +26,7 @@ struct IndexOptions {
   std::size_t nlist = 0;              // IVF lists; 0 = auto_nlist(count)
   std::size_t nprobe = 16;            // IVF lists visited per query (stored in the index)
   std::size_t hnsw_m = 32;            // HNSW links per node
-  std::size_t ef_construction = 80;   // HNSW build-time beam
+  std::size_t ef_construction = 40;   // HNSW build-time beam (FAISS default)
   std::size_t ef_search = 64;         // HNSW search-time beam (stored in the index)
   bool normalize = true;              // L2-normalise vectors, so inner product = cosine
   std::size_t threads = 0;            // OpenMP threads for FAISS; 0 = OpenMP's default
