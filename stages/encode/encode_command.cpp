@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char* kUsage =
     R"(usage: lvmflow encode [--model DIR] [--pooling sentence-transformers|vec2text]
-                      [--max-length N] [--dtype float32|bfloat16] [--threads N]
+                      [--max-length N] [--dtype float32|bfloat16|int8] [--threads N]
                       INPUT.txt -o OUT.npy
 
 Embeds one text per line of INPUT.txt ('-' reads stdin) into OUT.npy, a float32 array with
@@ -32,7 +32,8 @@ max length, dim) is written next to it as OUT.encoder.json.
   --pooling P      sentence-transformers (default: mean -> Dense -> L2 normalise) or
                    vec2text (mean of the encoder output, the space vec2text decodes)
   --max-length N   tokens per text including EOS (default: the model's max_seq_length)
-  --dtype D        float32 (default) or bfloat16 matmuls
+  --dtype D        float32 (default, exact), bfloat16 or int8 (dynamic quantisation) for
+                   the linear layers: faster, with a small cosine loss (docs/benchmarks/encode.md)
   --threads N      intra-op threads (default: tuned for this machine)
   -h, --help       this text
 )";

@@ -225,7 +225,10 @@ std::unique_ptr<TextEncoder> make_text_encoder(const EncoderOptions& options) {
 }
 
 int default_encoder_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Half the cores: float32 matmuls run on OpenBLAS's own thread pool, so libtorch's OpenMP
+  // threads only compete with it; on the 2-core development machine 1 thread beat 2 for every
+  // dtype (docs/benchmarks/encode.md).
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
 }
 
 void set_encoder_threads(int threads) {

@@ -1,7 +1,10 @@
 #include "stages/encode/t5_model.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "pipeline/error.hpp"
@@ -79,10 +82,54 @@ std::unique_ptr<WeightFile> WeightFile::open(const std::filesystem::path& folder
               "copy the weight file from the published model folder");
 }
 
+LinearOp::LinearOp(const at::Tensor& weight_fp32, ComputeDType dtype) {
+  switch (dtype) {
+    case ComputeDType::Float32: weight_ = weight_fp32.contiguous(); break;
+    case ComputeDType::BFloat16: weight_ = weight_fp32.to(at::kBFloat16).contiguous(); break;
+    case ComputeDType::Int8Dynamic: {
+      // Symmetric per-output-channel int8 weights; oneDNN quantises activations per call.
+      auto& ctx = at::globalContext();
+      const auto& engines = ctx.supportedQEngines();
+      if (std::find(engines.begin(), engines.end(), at::kONEDNN) == engines.end())
+        throw Error("dtype int8", "this libtorch has no oneDNN quantized engine", "use dtype float32 or bfloat16");
+      if (ctx.qEngine() != at::kONEDNN) ctx.setQEngine(at::kONEDNN);
+      at::Tensor scales = (weight_fp32.abs().amax(1) / 127.0).clamp_min(1e-8).to(at::kDouble);
+      at::Tensor zeros = at::zeros({weight_fp32.size(0)}, at::kLong);
+      at::Tensor q = at::quantize_per_channel(weight_fp32, scales, zeros, 0, at::kQInt8);
+      static const auto prepack = c10::Dispatcher::singleton()
+                                      .findSchemaOrThrow("quantized::linear_prepack", "")
+                                      .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, c10::optional<at::Tensor>)>();
+      packed_ = c10::IValue(prepack.call(q, c10::nullopt));
+      break;
+    }
+  }
+}
+
+at::Tensor LinearOp::operator()(const at::Tensor& x) const {
+  if (packed_.isCustomClass()) {
+    auto sizes = x.sizes().vec();
+    at::Tensor y = packed_.toCustomClass<LinearPackedParamsBase>()->apply_dynamic(x.reshape({-1, sizes.back()}), false);
+    sizes.back() = y.size(-1);
+    return y.view(sizes);
+  }
+  if (weight_.scalar_type() == at::kFloat) return at::linear(x, weight_);
+  return at::linear(x.to(weight_.scalar_type()), weight_).to(at::kFloat);
+}
+
+at::Tensor LinearOp::with_relu(const at::Tensor& x) const {
+  if (packed_.isCustomClass()) {
+    auto sizes = x.sizes().vec();
+    at::Tensor y =
+        packed_.toCustomClass<LinearPackedParamsBase>()->apply_dynamic_relu(x.reshape({-1, sizes.back()}), false);
+    sizes.back() = y.size(-1);
+    return y.view(sizes);
+  }
+  return (*this)(x).relu_();
+}
+
 T5EncoderStack::T5EncoderStack(const T5Config& config, const WeightFile& w, ComputeDType dtype)
     : config_(config) {
   const std::int64_t d = config.d_model, inner = config.inner_dim(), ff = config.d_ff;
-  const auto linear_type = dtype == ComputeDType::BFloat16 ? at::kBFloat16 : at::kFloat;
   // T5EncoderModel checkpoints hold shared.weight; some exports keep only the tied copy.
   embedding_ = w.get(w.has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
                      {config.vocab_size, d});
@@ -93,20 +140,20 @@ T5EncoderStack::T5EncoderStack(const T5Config& config, const WeightFile& w, Comp
     const std::string p = "encoder.block." + std::to_string(i) + ".layer.";
     Layer l;
     l.attn_norm = w.get(p + "0.layer_norm.weight", {d});
-    l.qkv = at::cat({w.get(p + "0.SelfAttention.q.weight", {inner, d}),
-                     w.get(p + "0.SelfAttention.k.weight", {inner, d}),
-                     w.get(p + "0.SelfAttention.v.weight", {inner, d})})
-                .to(linear_type);
-    l.out = w.get(p + "0.SelfAttention.o.weight", {d, inner}).to(linear_type);
+    l.qkv = LinearOp(at::cat({w.get(p + "0.SelfAttention.q.weight", {inner, d}),
+                              w.get(p + "0.SelfAttention.k.weight", {inner, d}),
+                              w.get(p + "0.SelfAttention.v.weight", {inner, d})}),
+                     dtype);
+    l.out = LinearOp(w.get(p + "0.SelfAttention.o.weight", {d, inner}), dtype);
     l.ff_norm = w.get(p + "1.layer_norm.weight", {d});
     if (config.gated) {
-      l.wi = at::cat({w.get(p + "1.DenseReluDense.wi_0.weight", {ff, d}),
-                      w.get(p + "1.DenseReluDense.wi_1.weight", {ff, d})})
-                 .to(linear_type);
+      l.wi = LinearOp(at::cat({w.get(p + "1.DenseReluDense.wi_0.weight", {ff, d}),
+                               w.get(p + "1.DenseReluDense.wi_1.weight", {ff, d})}),
+                      dtype);
     } else {
-      l.wi = w.get(p + "1.DenseReluDense.wi.weight", {ff, d}).to(linear_type);
+      l.wi = LinearOp(w.get(p + "1.DenseReluDense.wi.weight", {ff, d}), dtype);
     }
-    l.wo = w.get(p + "1.DenseReluDense.wo.weight", {d, ff}).to(linear_type);
+    l.wo = LinearOp(w.get(p + "1.DenseReluDense.wo.weight", {d, ff}), dtype);
     layers_.push_back(std::move(l));
   }
 }
@@ -134,11 +181,6 @@ at::Tensor T5EncoderStack::rms_norm(const at::Tensor& x, const at::Tensor& weigh
   return x * at::rsqrt(var + config_.layer_norm_eps) * weight;
 }
 
-at::Tensor T5EncoderStack::linear(const at::Tensor& x, const at::Tensor& weight) const {
-  if (weight.scalar_type() == at::kFloat) return at::linear(x, weight);
-  return at::linear(x.to(weight.scalar_type()), weight).to(at::kFloat);
-}
-
 at::Tensor T5EncoderStack::forward(const at::Tensor& ids, const at::Tensor& mask) const {
   const std::int64_t B = ids.size(0), L = ids.size(1);
   const std::int64_t H = config_.num_heads, dkv = config_.d_kv, inner = config_.inner_dim();
@@ -157,7 +199,7 @@ at::Tensor T5EncoderStack::forward(const at::Tensor& ids, const at::Tensor& mask
 
   for (const Layer& layer : layers_) {
     at::Tensor n = rms_norm(x, layer.attn_norm);
-    at::Tensor qkv = linear(n, layer.qkv).view({B, L, 3, H, dkv}).permute({2, 0, 3, 1, 4});  // [3,B,H,L,dkv]
+    at::Tensor qkv = layer.qkv(n).view({B, L, 3, H, dkv}).permute({2, 0, 3, 1, 4});  // [3,B,H,L,dkv]
     at::Tensor q = qkv[0].reshape({B * H, L, dkv});
     at::Tensor k = qkv[1].reshape({B * H, L, dkv});
     at::Tensor v = qkv[2].reshape({B * H, L, dkv});
@@ -165,17 +207,18 @@ at::Tensor T5EncoderStack::forward(const at::Tensor& ids, const at::Tensor& mask
     at::Tensor scores = at::baddbmm(bias, q, k.transpose(1, 2));
     at::Tensor attn = at::softmax(scores, -1);
     at::Tensor ctx = at::bmm(attn, v).view({B, H, L, dkv}).transpose(1, 2).reshape({B, L, inner});
-    x = x + linear(ctx, layer.out);
+    x = x + layer.out(ctx);
 
     n = rms_norm(x, layer.ff_norm);
-    at::Tensor h = linear(n, layer.wi);
+    at::Tensor h;
     if (config_.gated) {
       // gated-gelu: GELU (tanh approximation, HF's "gelu_new") of wi_0 times wi_1.
+      h = layer.wi(n);
       h = at::gelu(h.narrow(-1, 0, ff), "tanh") * h.narrow(-1, ff, ff);
     } else {
-      h.relu_();
+      h = layer.wi.with_relu(n);
     }
-    x = x + linear(h, layer.wo);
+    x = x + layer.wo(h);
   }
   return rms_norm(x, final_norm_);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include "stages/encode/t5_config.hpp"
 #include "stages/encode/text_encoder.hpp"
@@ -28,6 +29,19 @@ class WeightFile {
   virtual at::Tensor get(const std::string& name, const std::vector<std::int64_t>& shape) const = 0;
 };
 
+// y = x W^T with W kept in the configured precision.
+class LinearOp {
+ public:
+  LinearOp() = default;
+  LinearOp(const at::Tensor& weight_fp32, ComputeDType dtype);
+  at::Tensor operator()(const at::Tensor& x) const;
+  at::Tensor with_relu(const at::Tensor& x) const;  // relu(x W^T), fused for int8
+
+ private:
+  at::Tensor weight_;   // float32 or bfloat16
+  c10::IValue packed_;  // int8: oneDNN-packed weight (quantized::linear_prepack)
+};
+
 class T5EncoderStack {
  public:
   // Loads and shape-checks every encoder weight. Linear weights are kept in `dtype`;
@@ -46,10 +60,10 @@ class T5EncoderStack {
 
  private:
   struct Layer {
-    at::Tensor attn_norm, qkv, out, ff_norm, wi, wo;  // qkv = [q; k; v], wi = [wi_0; wi_1] when gated
+    at::Tensor attn_norm, ff_norm;
+    LinearOp qkv, out, wi, wo;  // qkv = [q; k; v], wi = [wi_0; wi_1] when gated
   };
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  at::Tensor linear(const at::Tensor& x, const at::Tensor& weight) const;
 
   T5Config config_;
   at::Tensor embedding_, relative_bias_, final_norm_;

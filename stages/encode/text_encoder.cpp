@@ -16,12 +16,20 @@ Pooling parse_pooling(const std::string& text, const std::string& where) {
               "'vec2text' (mean of the encoder output, for vec2text decoding)");
 }
 
-const char* to_string(ComputeDType d) { return d == ComputeDType::Float32 ? "float32" : "bfloat16"; }
+const char* to_string(ComputeDType d) {
+  switch (d) {
+    case ComputeDType::Float32: return "float32";
+    case ComputeDType::BFloat16: return "bfloat16";
+    case ComputeDType::Int8Dynamic: return "int8";
+  }
+  return "?";
+}
 
 ComputeDType parse_compute_dtype(const std::string& text, const std::string& where) {
   if (text == "float32") return ComputeDType::Float32;
   if (text == "bfloat16") return ComputeDType::BFloat16;
-  throw Error(where, "unknown dtype '" + text + "'", "use 'float32' (default) or 'bfloat16'");
+  if (text == "int8") return ComputeDType::Int8Dynamic;
+  throw Error(where, "unknown dtype '" + text + "'", "use 'float32' (default), 'bfloat16' or 'int8'");
 }
 
 }  // namespace lvmflow

@@ -17,7 +17,11 @@ const char* to_string(Pooling p);
 // Throws lvmflow::Error naming `where` for anything but the two names above.
 Pooling parse_pooling(const std::string& text, const std::string& where);
 
-enum class ComputeDType { Float32, BFloat16 };
+// Precision of the encoder's linear layers (everything else stays float32): float32 (default,
+// exact), bfloat16 weights + activations, or int8 dynamic quantisation (per-channel int8
+// weights, activations quantised per batch; oneDNN). See docs/benchmarks/encode.md for the
+// measured speed and cosine loss of each.
+enum class ComputeDType { Float32, BFloat16, Int8Dynamic };
 const char* to_string(ComputeDType d);
 ComputeDType parse_compute_dtype(const std::string& text, const std::string& where);
 

@@ -130,18 +130,24 @@ TEST(GtrT5, FingerprintCoversPoolingAndMaxLength) {
   EXPECT_NE(make_text_encoder(o)->fingerprint(), base);
 }
 
-TEST(GtrT5, Bfloat16StaysCloseToReference) {
+// The reduced-precision options trade a little accuracy for speed; they must stay close.
+TEST(GtrT5, ReducedPrecisionStaysCloseToReference) {
   LVMFLOW_REQUIRE_TINY_MODELS();
   const auto texts = read_lines(tiny_models() / "texts.txt");
-  EncoderOptions o;
-  o.model_dir = tiny_models() / "relu_st";
-  o.dtype = ComputeDType::BFloat16;
-  auto enc = make_text_encoder(o);
-  NpyArray ref = read_npy(tiny_models() / "relu_st" / "ref_sentence-transformers_64.npy");
-  std::vector<float> got(texts.size() * enc->dim());
-  enc->encode(texts, got.data());
-  for (std::size_t i = 0; i < texts.size(); ++i)
-    EXPECT_GT(cosine(got.data() + i * enc->dim(), ref.data.data() + i * enc->dim(), enc->dim()), 0.99) << i;
+  for (const char* folder : {"relu_st", "gelu_bin"}) {
+    NpyArray ref = read_npy(tiny_models() / folder / "ref_sentence-transformers_64.npy");
+    for (ComputeDType dtype : {ComputeDType::BFloat16, ComputeDType::Int8Dynamic}) {
+      SCOPED_TRACE(std::string(folder) + " " + to_string(dtype));
+      EncoderOptions o;
+      o.model_dir = tiny_models() / folder;
+      o.dtype = dtype;
+      auto enc = make_text_encoder(o);
+      std::vector<float> got(texts.size() * enc->dim());
+      enc->encode(texts, got.data());
+      for (std::size_t i = 0; i < texts.size(); ++i)
+        EXPECT_GT(cosine(got.data() + i * enc->dim(), ref.data.data() + i * enc->dim(), enc->dim()), 0.99) << i;
+    }
+  }
 }
 
 // Expects make_text_encoder to fail with an lvmflow::Error mentioning every needle.
