@@ -481,8 +481,8 @@ void print_compare_table(const RunComparison& c, std::ostream& out) {
   };
   const std::vector<Column> columns = {{"ITEMS", "items"},           {"ACTIVE s", "active_s"},
                                        {"BUSY s", "busy_s"},         {"BATCH p50 ms", "batch_p50_ms"},
-                                       {"BATCH p95 ms", "batch_p95_ms"}, {"ITEM p50 ms", "item_p50_ms"},
-                                       {"ITEMS/s", "items_per_s"},   {"QUEUE p50 ms", "queued_p50_ms"}};
+                                       {"BATCH p95 ms", "batch_p95_ms"}, {"ITEMS/s", "items_per_s"},
+                                       {"QUEUE p50 ms", "queued_p50_ms"}};
   const auto& fields = profile_fields();
   std::vector<std::vector<std::string>> rows(1);
   rows[0] = {"STAGE", "ACTION A -> B"};
@@ -494,11 +494,13 @@ void print_compare_table(const RunComparison& c, std::ostream& out) {
     std::vector<std::string> row = {s.stage, action};
     for (const auto& col : columns) {
       std::size_t f = field_index(col.field);
+      bool queue_column = std::string(col.field).rfind("queued", 0) == 0;
       auto value = [&](const std::optional<StageProfile>& p) {
-        return p && p->calls ? fmt(fields[f].get(*p)) : std::string("-");
+        return p && p->calls && (!queue_column || has_queue(*p)) ? fmt(fields[f].get(*p)) : std::string("-");
       };
       std::string cell = value(s.a) + " -> " + value(s.b);
-      if (s.a && s.b && s.a->calls && s.b->calls) cell += " (" + fmt_ratio(s.ratios[f]) + ")";
+      if (s.a && s.b && s.a->calls && s.b->calls && (!queue_column || (has_queue(*s.a) && has_queue(*s.b))))
+        cell += " (" + fmt_ratio(s.ratios[f]) + ")";
       row.push_back(cell);
     }
     rows.push_back(std::move(row));
