@@ -136,6 +136,10 @@ T5EncoderStack::T5EncoderStack(const T5Config& config, const WeightFile& w, Comp
   relative_bias_ = w.get("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                          {config.num_buckets, config.num_heads});
   final_norm_ = w.get("encoder.final_layer_norm.weight", {d});
+  // int8 keeps the q/k/v projections in bfloat16: T5's attention logits are not scaled by
+  // 1/sqrt(d_kv), so int8 error in q and k is amplified; on GTR-T5-base-sized weights this
+  // lifts the worst-row cosine to float32 from 0.978 to 0.993 (docs/benchmarks/encode.md).
+  const ComputeDType qkv_dtype = dtype == ComputeDType::Int8Dynamic ? ComputeDType::BFloat16 : dtype;
   for (std::int64_t i = 0; i < config.num_layers; ++i) {
     const std::string p = "encoder.block." + std::to_string(i) + ".layer.";
     Layer l;
@@ -143,7 +147,7 @@ T5EncoderStack::T5EncoderStack(const T5Config& config, const WeightFile& w, Comp
     l.qkv = LinearOp(at::cat({w.get(p + "0.SelfAttention.q.weight", {inner, d}),
                               w.get(p + "0.SelfAttention.k.weight", {inner, d}),
                               w.get(p + "0.SelfAttention.v.weight", {inner, d})}),
-                     dtype);
+                     qkv_dtype);
     l.out = LinearOp(w.get(p + "0.SelfAttention.o.weight", {d, inner}), dtype);
     l.ff_norm = w.get(p + "1.layer_norm.weight", {d});
     if (config.gated) {

@@ -19,7 +19,7 @@ Pooling parse_pooling(const std::string& text, const std::string& where);
 
 // Precision of the encoder's linear layers (everything else stays float32): float32 (default,
 // exact), bfloat16 weights + activations, or int8 dynamic quantisation (per-channel int8
-// weights, activations quantised per batch; oneDNN). See docs/benchmarks/encode.md for the
+// weights, activations quantised per call; oneDNN; q/k/v projections stay bfloat16). See docs/benchmarks/encode.md for the
 // measured speed and cosine loss of each.
 enum class ComputeDType { Float32, BFloat16, Int8Dynamic };
 const char* to_string(ComputeDType d);
