@@ -75,6 +75,7 @@ s, c, found = timed(numpy_top_k, db_all)
 row("numpy matmul", s, c, found)
 try:
     import torch
+    torch.set_num_threads(os.cpu_count())   # torch defaults to physical cores: 1 here
     torch_db = torch.from_numpy(db_all)
     s, c, found = timed(torch_top_k, torch_db)
     row("torch matmul+topk, %d threads" % torch.get_num_threads(), s, c, found)
