@@ -1,11 +1,20 @@
 #include "stages/lvm/lvm_models.hpp"
 
+#include <dlfcn.h>
+
 #include <cmath>
 
 #include "pipeline/error.hpp"
 
 namespace lvmflow {
 namespace F = torch::nn::functional;
+
+void set_compute_threads(int threads) {
+  if (threads < 1) return;
+  torch::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto openblas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) openblas(threads);
+}
 
 std::int64_t LvmModel::parameter_count() const {
   std::int64_t n = 0;
@@ -230,10 +239,14 @@ class AmnModel : public LvmModel {
   }
   torch::Tensor forward(const torch::Tensor& context) override {
     auto baseline = context.mean(1);
-    auto keys = key_proj_->forward(context);                       // [B, N, A]
-    auto query = query_proj_->forward(baseline).unsqueeze(-1);     // [B, A, 1]
-    auto weights = (keys.bmm(query).squeeze(-1) * scale_).softmax(-1);  // [B, N]
-    auto mixed = weights.unsqueeze(1).bmm(context).squeeze(1);     // [B, D]
+    // score_i = (W_k x_i + b_k) . q = x_i . (W_k^T q) + b_k . q. The last term is the same for
+    // every i and softmax ignores it, so one [B, D] product replaces projecting all N context
+    // vectors: same function, ~20% less work per query. (key_proj.bias therefore never gets a
+    // gradient; it is kept so checkpoints match the PyTorch module.)
+    auto query = query_proj_->forward(baseline);                          // [B, A]
+    auto key_query = query.matmul(key_proj_->weight);                    // [B, D]
+    auto weights = (context.bmm(key_query.unsqueeze(-1)).squeeze(-1) * scale_).softmax(-1);  // [B, N]
+    auto mixed = weights.unsqueeze(1).bmm(context).squeeze(1);           // [B, D]
     auto residual = residual_mlp_->forward(torch::cat({baseline, mixed}, -1));
     return l2_normalize(baseline + residual);
   }

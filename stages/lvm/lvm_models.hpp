@@ -23,6 +23,10 @@ class LvmModel : public torch::nn::Module {
   ModelConfig config_;
 };
 
+// Sets torch's intra-op threads and, when torch's BLAS is OpenBLAS (Debian's libtorch), the
+// OpenBLAS thread pool too: it is separate from torch's and would otherwise keep using every core.
+void set_compute_threads(int threads);
+
 // Builds a freshly initialised model (torch's global generator decides the initial weights,
 // so seed it first for reproducible runs). Throws lvmflow::Error for a bad config.
 std::shared_ptr<LvmModel> make_model(const ModelConfig& config);

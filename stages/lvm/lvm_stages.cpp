@@ -76,7 +76,7 @@ class TrainStage : public BarrierStage {
     if (inputs.empty()) throw Error(where, "no input", "give lvm.train a seq.window stage as input");
     WindowData data = collect_windows(inputs[0].batches, where);
     if (data.rows() == 0) throw Error(where, "no windows to train on", "check that seq.window produced windows");
-    if (std::int64_t threads = params_.get_int("threads"); threads > 0) torch::set_num_threads(int(threads));
+    if (std::int64_t threads = params_.get_int("threads"); threads > 0) set_compute_threads(int(threads));
 
     const std::string fingerprint = windows_fingerprint(data);
     fs::path resume_dir;
@@ -432,7 +432,7 @@ void register_lvm_stages(StageRegistry& registry) {
         {"loss", ParamType::String, "mse", "mse, cosine or infonce"},
         {"temperature", ParamType::Float, "0.07", "InfoNCE temperature"},
         {"seed", ParamType::Int, "42", "seeds initial weights, dropout and shuffling"},
-        {"threads", ParamType::Int, "0", "torch intra-op threads; 0 = torch's default", false, false},
+        {"threads", ParamType::Int, "0", "torch (and OpenBLAS) threads; 0 = the process default", false, false},
         {"resume", ParamType::Bool, "true",
          "keep per-epoch state beside the staging folders and continue an interrupted run", false, false},
     };

@@ -11,7 +11,7 @@ The modules here have the same parameter names as the C++ ones, so a checkpoint 
 Command line:
     lvm_models.py check DIR...  load each DIR's checkpoint strictly, run DIR/inputs.npy, compare
                                 with DIR/expected.npy (exit 1 when any differs)
-    lvm_models.py bench [--threads N] [--reps R] [--train-steps S] [--arch A]
+    lvm_models.py bench [--threads N] [--reps R] [--train-steps S] [--arch A] [--clock cpu|wall]
                                 latency at batch 1/32/128 and training samples/s per
                                 architecture, one JSON object per line (read by lvm_bench)
 Needs only torch and numpy (no safetensors package: the format is read here directly).
@@ -175,19 +175,19 @@ def check(directory, tolerance):
     return 0 if diff <= tolerance else 1
 
 
-def median_ms(fn, reps):
+def median_ms(fn, reps, clock=time.perf_counter):
     for _ in range(3):
         fn()
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1000.0)
+        times.append((clock() - start) * 1000.0)
     times.sort()
     return times[len(times) // 2]
 
 
-def bench(threads, reps, train_steps, archs):
+def bench(threads, reps, train_steps, archs, clock):
     torch.set_num_threads(threads)
     for arch in archs:
         torch.manual_seed(0)
@@ -197,7 +197,7 @@ def bench(threads, reps, train_steps, archs):
         for batch in (1, 32, 128):
             x = torch.randn(batch, config["context"], config["input_dim"])
             with torch.inference_mode():
-                row[f"batch{batch}_ms"] = median_ms(lambda: model(x), reps if batch < 128 else max(5, reps // 4))
+                row[f"batch{batch}_ms"] = median_ms(lambda: model(x), reps if batch < 128 else max(5, reps // 4), clock)
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
         x = torch.randn(32, config["context"], config["input_dim"])
@@ -209,7 +209,7 @@ def bench(threads, reps, train_steps, archs):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-        step_ms = median_ms(step, train_steps)
+        step_ms = median_ms(step, train_steps, clock)
         row["train_samples_per_s"] = 32 * 1000.0 / step_ms
         print(json.dumps(row), flush=True)
 
@@ -225,11 +225,14 @@ def main():
     b.add_argument("--reps", type=int, default=50)
     b.add_argument("--train-steps", type=int, default=10)
     b.add_argument("--arch", choices=sorted(MODELS), help="only this architecture")
+    b.add_argument("--clock", choices=["cpu", "wall"], default="wall",
+                   help="cpu: process CPU time (needs --threads 1 and OPENBLAS_NUM_THREADS=1); wall: elapsed")
     args = parser.parse_args()
     if args.command == "check":
         return max(check(d, args.tolerance) for d in args.directories)
     bench(args.threads, args.reps, args.train_steps,
-          [args.arch] if args.arch else ["amn", "lstm", "gru", "transformer"])
+          [args.arch] if args.arch else ["amn", "lstm", "gru", "transformer"],
+          time.process_time if args.clock == "cpu" else time.perf_counter)
     return 0
 
 
