@@ -15,6 +15,7 @@
 
 #include "stages/decode/checkpoint_tensors.hpp"
 #include "stages/encode/t5_config.hpp"
+#include "stages/encode/text_encoder.hpp"   // ComputeDType
 
 namespace lvmflow {
 
@@ -46,7 +47,10 @@ class T5Seq2Seq {
   static constexpr std::int64_t kPad = 0, kEos = 1, kDecoderStart = 0;
 
   // Loads and shape-checks every tensor under `prefix`; errors name the tensor and the file.
-  T5Seq2Seq(const CheckpointTensors& tensors, const std::string& prefix, const T5Seq2SeqArch& arch);
+  // With BFloat16 the projection and LM-head weights are kept in bfloat16 (half the memory
+  // traffic per generated token); embeddings, norms and the residual stream stay float32.
+  T5Seq2Seq(const CheckpointTensors& tensors, const std::string& prefix, const T5Seq2SeqArch& arch,
+            ComputeDType dtype = ComputeDType::Float32);
 
   const T5Seq2SeqArch& arch() const { return arch_; }
   std::int64_t d_model() const { return arch_.config.d_model; }
@@ -96,6 +100,8 @@ class T5Seq2Seq {
   Attention load_attention(const CheckpointTensors& t, const std::string& p) const;
   FeedForward load_ff(const CheckpointTensors& t, const std::string& p) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& weight) const;   // float32 in and out
+  at::Tensor to_compute(const at::Tensor& weight) const;
   at::Tensor feed_forward(const FeedForward& ff, const at::Tensor& x) const;
   at::Tensor split_heads(const at::Tensor& x) const;    // [N, L, inner] -> [N, H, L, d_kv]
   at::Tensor merge_heads(const at::Tensor& x) const;    // [N, H, L, d_kv] -> [N, L, inner]
@@ -110,6 +116,7 @@ class T5Seq2Seq {
   at::Tensor decode(DecoderCache& cache, const at::Tensor& tokens) const;
 
   T5Seq2SeqArch arch_;
+  ComputeDType dtype_;
   at::Tensor shared_, lm_head_, encoder_bias_, decoder_bias_, encoder_final_, decoder_final_;
   std::vector<EncoderLayer> encoder_;
   std::vector<DecoderLayer> decoder_;

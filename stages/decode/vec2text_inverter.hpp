@@ -25,6 +25,7 @@ struct Vec2TextOptions {
   std::filesystem::path inversion_model;   // e.g. a copy of jxm/gtr__nq__32
   std::filesystem::path corrector_model;   // e.g. jxm/gtr__nq__32__correct; empty: hypothesis only
   Vec2TextSearch search;                   // the default for invert()
+  bool bfloat16 = false;                   // decoder/encoder projections in bfloat16 (not exact)
 };
 
 class Vec2TextInverter {

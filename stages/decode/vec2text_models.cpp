@@ -36,10 +36,10 @@ at::Tensor EmbeddingTransform::operator()(const at::Tensor& embeddings) const {
   return at::linear(h, w3_, b3_).view({embeddings.size(0), repeat_, hidden_});
 }
 
-InversionModel::InversionModel(const fs::path& folder)
+InversionModel::InversionModel(const fs::path& folder, ComputeDType dtype)
     : config_(read_vec2text_config(folder)),
       tensors_(CheckpointTensors::open(folder)),
-      t5_(tensors_, kT5Prefix, arch_of(tensors_, config_)),
+      t5_(tensors_, kT5Prefix, arch_of(tensors_, config_), dtype),
       transform_(tensors_, "embedding_transform", t5_.d_model(), config_.num_repeat_tokens) {
   tensors_ = CheckpointTensors();   // the model holds its own copies; drop the file's tensors
 }
@@ -58,10 +58,10 @@ std::string corrector_transform_name(const CheckpointTensors& t, int i) {
 }
 }  // namespace
 
-CorrectorModel::CorrectorModel(const fs::path& folder)
+CorrectorModel::CorrectorModel(const fs::path& folder, ComputeDType dtype)
     : config_(read_vec2text_config(folder)),
       tensors_(CheckpointTensors::open(folder)),
-      t5_(tensors_, kT5Prefix, arch_of(tensors_, config_)),
+      t5_(tensors_, kT5Prefix, arch_of(tensors_, config_), dtype),
       target_(tensors_, corrector_transform_name(tensors_, 1), t5_.d_model(), config_.num_repeat_tokens),
       difference_(tensors_, corrector_transform_name(tensors_, 2), t5_.d_model(), config_.num_repeat_tokens),
       hypothesis_(tensors_, corrector_transform_name(tensors_, 3), t5_.d_model(), config_.num_repeat_tokens) {

@@ -30,7 +30,7 @@ class EmbeddingTransform {
 
 class InversionModel {
  public:
-  explicit InversionModel(const std::filesystem::path& folder);
+  explicit InversionModel(const std::filesystem::path& folder, ComputeDType dtype = ComputeDType::Float32);
   const Vec2TextConfig& config() const { return config_; }
   const T5Seq2Seq& t5() const { return t5_; }
   std::int64_t embedder_dim() const { return transform_.embedder_dim(); }
@@ -46,7 +46,7 @@ class InversionModel {
 
 class CorrectorModel {
  public:
-  explicit CorrectorModel(const std::filesystem::path& folder);
+  explicit CorrectorModel(const std::filesystem::path& folder, ComputeDType dtype = ComputeDType::Float32);
   const Vec2TextConfig& config() const { return config_; }
   const T5Seq2Seq& t5() const { return t5_; }
   std::int64_t embedder_dim() const { return target_.embedder_dim(); }

@@ -77,6 +77,23 @@ TEST(Vec2TextModel, InversionGatedUntiedBinMatchesReference) {
   check_inversion("inversion_gated");
 }
 
+TEST(Vec2TextModel, BFloat16WeightsStayCloseToFloat32) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  c10::InferenceMode guard;
+  InversionModel exact(tiny_vec2text() / "inversion");
+  InversionModel bf16(tiny_vec2text() / "inversion", ComputeDType::BFloat16);
+  at::Tensor ids = token_tensor(vec2text_reference().at("inversion_greedy"));
+  auto logits = [&](const InversionModel& m) {
+    auto [x, mask] = m.encoder_inputs(targets());
+    return m.t5().decoder_logits(m.t5().encode(x, mask), mask, ids);
+  };
+  at::Tensor a = logits(exact), b = logits(bf16);
+  EXPECT_EQ(b.scalar_type(), at::kFloat);
+  const double rel = ((a - b).abs().max() / a.abs().max()).item<double>();
+  EXPECT_GT(rel, 0.0);    // it really computed in bfloat16
+  EXPECT_LT(rel, 0.05);   // ~3 significant digits per weight
+}
+
 TEST(Vec2TextModel, ArchitectureIsReadOffTheTensors) {
   LVMFLOW_REQUIRE_TINY_VEC2TEXT();
   InversionModel relu(tiny_vec2text() / "inversion");
