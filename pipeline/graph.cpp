@@ -151,6 +151,8 @@ struct StageRuntime : StageContext, BatchSink {
 
   void add_span(std::uint64_t seq, std::int64_t start, std::int64_t end, std::int64_t queued, std::int64_t items) {
     std::lock_guard lock(mutex);
+    // The first batch marks the stage running in the store, so `show` on a live run tells.
+    if (first_start < 0) g.store.mark_stage_running(stage_run_id);
     if (first_start < 0 || start < first_start) first_start = start;
     if (g.options.record_spans) spans.push_back({spec.name, seq, start, end, queued, items, thread_id()});
   }
@@ -431,6 +433,7 @@ void run_barrier(StageRuntime& rt) {
   }
   std::int64_t start = rt.g.now_ns();
   try {
+    rt.g.store.mark_stage_running(rt.stage_run_id);
     static_cast<BarrierStage&>(*rt.stage).run(rt, inputs, rt);
     inputs.clear();
     rt.add_span(0, start, rt.g.now_ns(), 0, items);

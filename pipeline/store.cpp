@@ -270,6 +270,11 @@ std::int64_t Store::begin_stage_run(std::int64_t run, const std::string& stage,
   return sqlite3_last_insert_rowid(db_);
 }
 
+void Store::mark_stage_running(std::int64_t id) {
+  std::lock_guard lock(mutex_);
+  Statement(db_, "UPDATE stage_runs SET status='running' WHERE id=? AND status='pending'").bind(1, id).run();
+}
+
 void Store::finish_stage_run(std::int64_t id, const std::string& status, std::int64_t started_ns,
                              std::int64_t finished_ns, std::int64_t items_in,
                              std::int64_t items_out, std::int64_t batches,

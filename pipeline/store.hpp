@@ -77,6 +77,7 @@ class Store : public ItemCache {
   void finish_run(std::int64_t run, const std::string& status, const std::string& error);
   std::int64_t begin_stage_run(std::int64_t run, const std::string& stage, const std::string& type,
                                const std::string& key, const std::string& action);
+  void mark_stage_running(std::int64_t stage_run);
   void finish_stage_run(std::int64_t stage_run, const std::string& status, std::int64_t started_ns,
                         std::int64_t finished_ns, std::int64_t items_in, std::int64_t items_out,
                         std::int64_t batches, const std::string& error);
