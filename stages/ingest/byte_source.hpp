@@ -9,11 +9,21 @@
 
 namespace lvmflow::ingest {
 
+// How bz2 files are read. Multistream files are cut at stream starts into segments of about
+// `segment_bytes` (compressed) that `workers` threads decompress in parallel; a stretch of more
+// than `max_segment_bytes` without a stream start (a plain single-stream .bz2) is decompressed
+// as a stream on one thread. Memory stays bounded by about workers * 6 * segment_bytes.
+struct Bz2Tuning {
+  std::size_t segment_bytes = std::size_t(1) << 20;
+  std::size_t max_segment_bytes = std::size_t(32) << 20;
+  std::size_t workers = 0;   // 0: one per hardware thread, at most 8
+};
+
 class ByteSource {
  public:
   virtual ~ByteSource() = default;
   // Opens `path`; throws lvmflow::Error if it is missing, unreadable or empty.
-  static std::unique_ptr<ByteSource> open(const std::filesystem::path& path);
+  static std::unique_ptr<ByteSource> open(const std::filesystem::path& path, const Bz2Tuning& bz2 = {});
   // True when the file starts with the bzip2 magic "BZh" followed by a block size digit.
   static bool looks_bzip2(const std::filesystem::path& path);
 

@@ -81,6 +81,50 @@ TEST(WikiXmlReader, ConcatenatedStreamsOfOneDocument) {
   EXPECT_EQ(pages.size(), 9u);
 }
 
+std::string read_bytes(const std::filesystem::path& path, const Bz2Tuning& tuning) {
+  auto source = ByteSource::open(path, tuning);
+  std::string out;
+  std::vector<char> buf(100000);
+  while (std::size_t n = source->read(buf.data(), buf.size())) out.append(buf.data(), n);
+  return out;
+}
+
+// Text that bzip2 cannot shrink much, so a few hundred KB stay a few hundred KB compressed.
+std::string noisy_text(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, ' ');
+  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
+  return s;
+}
+
+TEST(Bz2Source, ParallelSegmentsAndStreamingFallbackGiveTheSameText) {
+  TempDir dir;
+  std::vector<std::string> parts;
+  std::string text, multi;
+  for (unsigned i = 0; i < 12; ++i) {
+    parts.push_back(noisy_text(20000 + 3000 * i, i));
+    text += parts.back();
+    multi += bzip2(parts.back());
+  }
+  auto multi_path = dir.file("multi.bz2", multi);
+  // Many small segments on several workers.
+  EXPECT_EQ(read_bytes(multi_path, {.segment_bytes = 1000, .max_segment_bytes = 1 << 20, .workers = 3}), text);
+  // Defaults: one segment.
+  EXPECT_EQ(read_bytes(multi_path, {}), text);
+  // One stream of 400 KB: past max_segment_bytes, decompressed as a stream.
+  std::string big = noisy_text(400000, 99);
+  auto single = dir.file("single.bz2", bzip2(big));
+  EXPECT_EQ(read_bytes(single, {.segment_bytes = 1000, .max_segment_bytes = 50000, .workers = 2}), big);
+  // Small streams, then a long one: parallel first, streaming from the long stream on.
+  auto mixed = dir.file("mixed.bz2", multi + bzip2(big) + bzip2(parts[0]));
+  EXPECT_EQ(read_bytes(mixed, {.segment_bytes = 1000, .max_segment_bytes = 50000, .workers = 2}), text + big + parts[0]);
+  // Truncation is reported in every mode.
+  std::string whole = multi + bzip2(big);
+  auto cut = dir.file("cut.bz2", whole.substr(0, whole.size() - 100));
+  for (Bz2Tuning t : {Bz2Tuning{.segment_bytes = 1000, .max_segment_bytes = 50000, .workers = 2}, Bz2Tuning{}})
+    expect_error([&] { read_bytes(cut, t); }, {"cut.bz2", "compressed byte", "truncated"});
+}
+
 TEST(WikiXmlReader, TruncatedBz2IsAnErrorWithTheFileAndOffset) {
   std::string bz = read_file(fixture("sample-pages-articles.xml.bz2"));
   TempDir dir;

@@ -9,6 +9,7 @@
 // registry exactly as the engine builds them; chunk.text runs its batches on `--threads`
 // threads, as the engine's map-stage concurrency would.
 #include <bzlib.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -131,8 +132,15 @@ std::size_t generate_dump(const fs::path& source, const fs::path& dir, double me
   return id - 1;
 }
 
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 struct Result {
-  double ingest_s = 0, chunk_s = 0, total_s = 0;
+  double ingest_s = 0, chunk_s = 0, total_s = 0, cpu_s = 0;
   std::size_t articles = 0, sections = 0, chunks = 0;
 };
 
@@ -168,6 +176,7 @@ Result run_lvmflow(const fs::path& dump, unsigned threads) {
     }
   };
   auto start = clock::now();
+  double cpu_start = process_cpu_seconds();
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker);
   Batch b;
@@ -193,6 +202,7 @@ Result run_lvmflow(const fs::path& dump, unsigned threads) {
   for (const auto& out : outputs) map.consume_ordered(chunker, out);
   map.finish(chunker);
   r.total_s = std::chrono::duration<double>(clock::now() - start).count();
+  r.cpu_s = process_cpu_seconds() - cpu_start;
   r.ingest_s = ingest_s;
   r.chunk_s = static_cast<double>(chunk_ns.load()) / 1e9;
   r.articles = static_cast<std::size_t>(ingest.metrics["articles_read"]);
@@ -248,23 +258,27 @@ int main(int argc, char** argv) {
                 pages, source.filename().c_str(), xml_mb, bz_mb);
     fs::path peer = fs::path(LVMFLOW_SOURCE_DIR) / "tools/bench/ingest/ingest_peer.py";
 
-    std::printf("\n%-34s %8s %9s %9s %10s %10s %10s\n", "run", "input", "articles", "chunks", "wall s",
-                "MB/s xml", "chunks/s");
+    double load[1] = {0};
+    getloadavg(load, 1);
+    std::printf("machine: %u hardware threads, load average %.1f at start\n", std::thread::hardware_concurrency(), load[0]);
+    std::printf("\n%-34s %8s %9s %9s %8s %8s %9s %9s %11s\n", "run", "input", "articles", "chunks", "wall s",
+                "cpu s", "MB/s xml", "chunks/s", "MB/cpu-s");
     for (const char* name : {"bench.xml", "bench.xml.bz2"}) {
       Result r = run_lvmflow(dir / name, threads);
-      std::printf("%-34s %8s %9zu %9zu %10.2f %10.1f %10.0f\n",
-                  ("lvmflow ingest+chunk (" + std::to_string(threads) + " chunk thr)").c_str(),
-                  std::string(name).ends_with("bz2") ? "xml.bz2" : "xml", r.articles, r.chunks, r.total_s,
-                  xml_mb / r.total_s, static_cast<double>(r.chunks) / r.total_s);
-      std::printf("%-34s %8s %9s %9s %10.2f %10.1f\n", "  of which ingest (read+parse+clean)", "", "", "",
-                  r.ingest_s, xml_mb / r.ingest_s);
-      std::printf("%-34s %8s %9s %9s %10.2f %10s %10.0f\n", "  of which chunk (CPU s, all thr)", "", "", "",
-                  r.chunk_s, "", static_cast<double>(r.chunks) / r.chunk_s);
+      const char* input = std::string(name).ends_with("bz2") ? "xml.bz2" : "xml";
+      std::printf("%-34s %8s %9zu %9zu %8.2f %8.2f %9.1f %9.0f %11.1f\n",
+                  ("lvmflow ingest+chunk (" + std::to_string(threads) + " chunk thr)").c_str(), input,
+                  r.articles, r.chunks, r.total_s, r.cpu_s, xml_mb / r.total_s,
+                  static_cast<double>(r.chunks) / r.total_s, xml_mb / r.cpu_s);
+      std::printf("%-34s %8s %9s %9s %8.2f %8s %9.1f\n", "  of which ingest (read+parse+clean)", "", "", "",
+                  r.ingest_s, "", xml_mb / r.ingest_s);
+      std::printf("%-34s %8s %9s %9s %8.2f %8s %9s %9.0f\n", "  chunk: busy s summed over threads", "", "", "",
+                  r.chunk_s, "", "", static_cast<double>(r.chunks) / r.chunk_s);
       std::string py = run_python(python, peer, dir / name);
-      double s = json_number(py, "seconds");
-      std::printf("%-34s %8s %9.0f %9.0f %10.2f %10.1f %10.0f\n", "python peer (iterparse+regex)",
-                  std::string(name).ends_with("bz2") ? "xml.bz2" : "xml", json_number(py, "articles"),
-                  json_number(py, "chunks"), s, xml_mb / s, json_number(py, "chunks") / s);
+      double s = json_number(py, "seconds"), cpu = json_number(py, "cpu_seconds");
+      std::printf("%-34s %8s %9.0f %9.0f %8.2f %8.2f %9.1f %9.0f %11.1f\n", "python peer (iterparse+regex)", input,
+                  json_number(py, "articles"), json_number(py, "chunks"), s, cpu, xml_mb / s,
+                  json_number(py, "chunks") / s, xml_mb / cpu);
     }
     if (keep.empty()) fs::remove_all(dir);
     return 0;
