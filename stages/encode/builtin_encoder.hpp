@@ -21,6 +21,7 @@ class BuiltinHashEncoder : public TextEncoder {
   std::size_t dim() const override { return kDim; }
   Pooling pooling() const override { return Pooling::SentenceTransformers; }
   std::int64_t max_length() const override { return max_words_; }
+  ComputeDType compute_dtype() const override { return ComputeDType::Float32; }
   bool is_builtin() const override { return true; }
   void encode(const std::vector<std::string>& texts, float* out) const override;
   std::size_t token_count(const std::string& text) const override;

@@ -148,6 +148,7 @@ class GtrT5Encoder : public TextEncoder {
   std::size_t dim() const override { return dim_; }
   Pooling pooling() const override { return pooling_; }
   std::int64_t max_length() const override { return max_length_; }
+  ComputeDType compute_dtype() const override { return dtype_; }
   bool is_builtin() const override { return false; }
 
   std::size_t token_count(const std::string& text) const override {

@@ -48,7 +48,8 @@ Json encoder_record(const TextEncoder& encoder, const std::filesystem::path& mod
   j["pooling"] = encoder.is_builtin() ? Json("builtin-hash (word + word-pair features)") : Json(to_string(encoder.pooling()));
   j["max_length"] = Json(static_cast<std::int64_t>(encoder.max_length()));
   j["dim"] = Json(static_cast<std::uint64_t>(encoder.dim()));
-  j["dtype"] = Json("float32");
+  j["dtype"] = Json("float32");  // of the stored vectors
+  j["compute_dtype"] = Json(to_string(encoder.compute_dtype()));  // of the linear layers
   j["rows"] = Json(static_cast<std::uint64_t>(rows));
   return j;
 }

@@ -44,6 +44,7 @@ class TextEncoder {
   virtual std::size_t dim() const = 0;
   virtual Pooling pooling() const = 0;
   virtual std::int64_t max_length() const = 0;
+  virtual ComputeDType compute_dtype() const = 0;
   virtual bool is_builtin() const = 0;
   // Encodes texts into rows of `out` (texts.size() * dim() floats). Thread-safe.
   virtual void encode(const std::vector<std::string>& texts, float* out) const = 0;
