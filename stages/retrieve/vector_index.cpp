@@ -73,9 +73,10 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
 }
 
-const faiss::IndexHNSW* find_hnsw(const faiss::Index* index) {
-  if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) return hnsw;
-  if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
+// The HNSW index inside `index`, also under a pre-transform (e.g. PCA64,HNSW32); null if none.
+faiss::IndexHNSW* find_hnsw(faiss::Index* index) {
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) return hnsw;
+  if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
   return nullptr;
 }
 
@@ -158,7 +159,7 @@ VectorIndex VectorIndex::build(std::vector<float>& vectors, std::size_t count, s
     // uses; it dominates IVF-PQ training time (seconds even on a few thousand vectors).
     if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf)) ivfpq->do_polysemous_training = false;
   }
-  if (auto* hnsw = const_cast<faiss::IndexHNSW*>(find_hnsw(out.index_.get()))) {
+  if (auto* hnsw = find_hnsw(out.index_.get())) {
     hnsw->hnsw.efConstruction = static_cast<int>(options.ef_construction);
     hnsw->hnsw.efSearch = static_cast<int>(options.ef_search);
   }
@@ -239,7 +240,7 @@ void VectorIndex::set_nprobe(std::size_t nprobe, const std::string& where) {
 
 void VectorIndex::set_ef_search(std::size_t ef_search, const std::string& where) {
   if (ef_search == 0) return;
-  auto* hnsw = const_cast<faiss::IndexHNSW*>(find_hnsw(index_.get()));
+  auto* hnsw = find_hnsw(index_.get());
   if (!hnsw)
     throw Error(where, "ef_search applies to HNSW indexes, but this index is '" + factory_ + "'",
                 "remove `ef_search:` or build an HNSW index");
