@@ -432,7 +432,11 @@ void register_lvm_stages(StageRegistry& registry) {
         {"loss", ParamType::String, "mse", "mse, cosine or infonce"},
         {"temperature", ParamType::Float, "0.07", "InfoNCE temperature"},
         {"seed", ParamType::Int, "42", "seeds initial weights, dropout and shuffling"},
-        {"threads", ParamType::Int, "0", "torch (and OpenBLAS) threads; 0 = the process default", false, false},
+        {"threads", ParamType::Int, "1",
+         "torch (and OpenBLAS) threads; 0 = leave the process setting. 1 by default: a pipeline's trainings run "
+         "side by side, and with more threads than free cores OpenMP's spin-waits make training up to 10x "
+         "slower (docs/benchmarks/lvm.md)",
+         false, false},
         {"resume", ParamType::Bool, "true",
          "keep per-epoch state beside the staging folders and continue an interrupted run", false, false},
     };
