@@ -52,6 +52,19 @@ void validate(const Params& p) {
   }
 }
 
+// The files of a model folder that decide the vectors, so the plan's cache key changes when
+// the weights are replaced in place (the store memoises their hashes by size and mtime).
+std::vector<fs::path> model_files(const Params& p) {
+  std::vector<fs::path> files;
+  if (!p.has("model") || p.get_path("model").empty()) return files;
+  const fs::path dir = p.get_path("model");
+  for (const char* f : {"config.json", "model.safetensors", "pytorch_model.bin", "spiece.model", "modules.json",
+                        "sentence_bert_config.json", "1_Pooling/config.json", "2_Dense/config.json",
+                        "2_Dense/model.safetensors", "2_Dense/pytorch_model.bin"})
+    if (fs::is_regular_file(dir / f)) files.push_back(dir / f);
+  return files;
+}
+
 class EncodeStage : public MapStage {
  public:
   explicit EncodeStage(const Params& p)
@@ -197,6 +210,7 @@ void register_encode_stages(StageRegistry& registry) {
   info.max_inputs = 1;
   info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p); };
   info.validate = validate;
+  info.files_read = model_files;
   registry.add(std::move(info));
 }
 
