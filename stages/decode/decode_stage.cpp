@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "pipeline/error.hpp"
+#include "pipeline/hash.hpp"
 #include "pipeline/stage.hpp"
 #include "stages/decode/text_metrics.hpp"
 #include "stages/decode/vec2text_config.hpp"
@@ -39,6 +40,7 @@ struct DecodeOptions {
   std::string pooling;   // auto | vec2text | sentence-transformers
   std::size_t batch_size = 8;
   int threads = 0;
+  double sample_fraction = 1.0;
 
   bool uses_vec2text() const { return !vec2text.inversion_model.empty(); }
 };
@@ -57,6 +59,7 @@ DecodeOptions options_from(const Params& p) {
   o.vec2text.bfloat16 = p.get_string("dtype") == "bfloat16";
   o.batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, p.get_int("batch_size")));
   o.threads = static_cast<int>(p.get_int("threads"));
+  o.sample_fraction = p.get_float("sample_fraction");
   return o;
 }
 
@@ -70,6 +73,8 @@ void validate(const Params& p) {
   for (const char* name : {"num_beams", "batch_size"})
     if (p.get_int(name) < 1)
       throw Error(where, std::string("param ") + name + " must be >= 1, found " + std::to_string(p.get_int(name)));
+  if (!(o.sample_fraction > 0 && o.sample_fraction <= 1))
+    throw Error(where, "param sample_fraction must be in (0, 1], found " + std::to_string(o.sample_fraction));
   if (o.vec2text.search.max_length == 1)
     throw Error(where, "param max_length must be 0 (the checkpoint's max_seq_length) or >= 2");
   if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
@@ -91,6 +96,32 @@ void validate(const Params& p) {
     if (!dir.empty() && !fs::is_directory(dir))
       throw Error(where, std::string("param ") + name + ": folder " + dir.string() + " does not exist",
                   "point it at the model folder");
+}
+
+// Whether row `id` is in the decoded sample: SHA-256 of the id read as a number in [0, 1), so
+// the sample depends only on the id (not on batching or order) and grows with the fraction.
+bool sampled(const std::string& id, double fraction) {
+  if (fraction >= 1) return true;
+  const std::string hex = sha256_hex("decode.vec2text:" + id).substr(0, 13);   // 52 bits
+  return static_cast<double>(std::stoull(hex, nullptr, 16)) / 4503599627370496.0 < fraction;
+}
+
+// The rows `keep` of `in` (all columns and vectors).
+Batch select_rows(const Batch& in, const std::vector<std::size_t>& keep) {
+  Batch out;
+  out.seq = in.seq;
+  out.dim = in.dim;
+  for (std::size_t r : keep) {
+    out.ids.push_back(in.ids[r]);
+    for (const auto& [name, col] : in.text) out.text[name].push_back(col[r]);
+    for (const auto& [name, col] : in.ints) out.ints[name].push_back(col[r]);
+    for (const auto& [name, col] : in.reals) out.reals[name].push_back(col[r]);
+    out.vectors.insert(out.vectors.end(), in.vector(r), in.vector(r) + in.dim);
+  }
+  for (const auto& [name, col] : in.text) out.text[name];   // keep empty columns present
+  for (const auto& [name, col] : in.ints) out.ints[name];
+  for (const auto& [name, col] : in.reals) out.reals[name];
+  return out;
 }
 
 std::string stage_where(const StageContext& ctx) { return "stage '" + ctx.stage_name() + "' (" + kType + ")"; }
@@ -161,8 +192,14 @@ class DecodeStage : public MapStage {
     ctx.metric_text("decode_method", method_);
   }
 
-  Batch process(StageContext& ctx, const Batch& in) override {
+  Batch process(StageContext& ctx, const Batch& all) override {
     const std::string where = stage_where(ctx) + ", input '" + ctx.input_name(0) + "'";
+    all.check_consistent(where);
+    std::vector<std::size_t> keep;
+    for (std::size_t r = 0; r < all.rows(); ++r)
+      if (sampled(all.ids[r], options_.sample_fraction)) keep.push_back(r);
+    const Batch sample = keep.size() == all.rows() ? Batch() : select_rows(all, keep);
+    const Batch& in = keep.size() == all.rows() ? all : sample;
     Batch out;
     out.seq = in.seq;
     out.ids = in.ids;
@@ -301,6 +338,8 @@ void register_decode_stages(StageRegistry& registry) {
       {"sequence_beam_width", ParamType::Int, "0", "hypotheses kept between correction steps, ranked by cosine"},
       {"num_beams", ParamType::Int, "1", "token-level beam search width in each generation (1: greedy)"},
       {"max_length", ParamType::Int, "0", "generated tokens incl. the start token; 0: the checkpoint's max_seq_length"},
+      {"sample_fraction", ParamType::Float, "1", "decode only this share of the rows, chosen by a hash of the "
+                                                 "row id (stable across runs and batchings); the others are dropped"},
       {"dtype", ParamType::String, "float32", "vec2text weights: float32 (exact) or bfloat16 (half the memory "
                                               "traffic per token, faster on CPUs with bf16 support; texts may differ)"},
       {"batch_size", ParamType::Int, "8", "vectors decoded together", false, false},

@@ -2,6 +2,7 @@
 // retrieve.index folder, vec2text decode with tiny checkpoints, metrics and param errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "pipeline/error.hpp"
@@ -116,6 +117,37 @@ TEST(DecodeStage, Vec2TextDecodeMatchesReferenceAndReportsCosine) {
   }
   EXPECT_FALSE(std::isnan(out.reals.at("bleu")[0]));
   EXPECT_GT(ctx.metric_value("seconds_per_vector"), 0);
+  fs::remove_all(index);
+}
+
+TEST(DecodeStage, SampleFractionKeepsAStableSubsetById) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  const fs::path index = make_index();
+  Batch many;
+  many.dim = 32;
+  for (int i = 0; i < 200; ++i) {
+    many.ids.push_back("9:" + std::to_string(i));
+    for (int j = 0; j < 32; ++j) many.vectors.push_back(static_cast<float>((i * 31 + j * 7) % 13) - 6.0f);
+  }
+  auto decode_ids = [&](const std::string& fraction, const Batch& in) {
+    TestContext ctx("decode.vec2text", {{"sample_fraction", fraction}});
+    ctx.add_input("predictions", {});
+    ctx.add_input("index", index);
+    return run_stage(ctx, in).ids;
+  };
+  const auto quarter = decode_ids("0.25", many);
+  EXPECT_GT(quarter.size(), 30u);
+  EXPECT_LT(quarter.size(), 70u);
+  // Decoding a slice decodes exactly the sampled ids of that slice: the choice is per id.
+  const auto tail = decode_ids("0.25", many.slice(100, 200));
+  std::vector<std::string> expected_tail;
+  for (const auto& id : quarter)
+    if (std::stoi(id.substr(2)) >= 100) expected_tail.push_back(id);
+  EXPECT_EQ(tail, expected_tail);
+  // A larger fraction keeps a superset.
+  const auto half = decode_ids("0.5", many);
+  for (const auto& id : quarter) EXPECT_NE(std::find(half.begin(), half.end(), id), half.end()) << id;
+  EXPECT_EQ(decode_ids("1", many).size(), 200u);
   fs::remove_all(index);
 }
 
