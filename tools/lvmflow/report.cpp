@@ -61,7 +61,7 @@ const std::vector<std::string> kPalette = {"#2f6fde", "#e8793a", "#12a39a", "#b4
 std::string format_seconds(double s) {
   char buf[32];
   double a = std::fabs(s);
-  if (a >= 600) std::snprintf(buf, sizeof buf, "%.0f min", s / 60);
+  if (a >= 6000) std::snprintf(buf, sizeof buf, "%.0f min", s / 60);
   else if (a >= 60) std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
   else if (a >= 10) std::snprintf(buf, sizeof buf, "%.1f s", s);
   else if (a >= 1) std::snprintf(buf, sizeof buf, "%.2f s", s);
@@ -334,36 +334,58 @@ void write_cache(const ReportData& d, std::ostream& out) {
   out << "</tbody></table></div></section>\n";
 }
 
-// Scalar metrics as one table per stage (rows: labels, columns: metric names, cells: the last
-// value); text metrics (e.g. an evaluation table) preformatted; curves drawn by the script.
+// Scalar metrics as tables of last values (rows: stage and label, columns: metric names), one
+// table per stage type so that a foreach group (train.amn, train.lstm, ...) reads as one
+// comparison; text metrics (e.g. an evaluation table) preformatted; curves drawn by the script.
 void write_metrics(const ReportData& d, std::ostream& out) {
   out << "<section id=\"metrics\"><h2>Metrics</h2><p class=\"hint\">What the stages reported. Series with steps (e.g. "
          "epochs) are drawn as curves, one line per label; tables show each metric's last value.</p>\n<div class=\"body\">"
          "<div class=\"charts\"></div>\n";
   if (d.metrics.empty()) out << "<p class=\"muted\">This run recorded no metrics.</p>\n";
-  std::vector<std::string> stage_order;
-  for (const auto& s : d.profile.stages) stage_order.push_back(s.stage);
+  // Stages in pipeline order, grouped by type (a stage missing from the profile is its own group).
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;   // (type, stages)
+  auto add_stage = [&](const std::string& stage, const std::string& type) {
+    for (auto& g : groups)
+      if (g.first == type) {
+        if (std::find(g.second.begin(), g.second.end(), stage) == g.second.end()) g.second.push_back(stage);
+        return;
+      }
+    groups.push_back({type, {stage}});
+  };
+  for (const auto& s : d.profile.stages) add_stage(s.stage, s.type);
   for (const auto& m : d.metrics)
-    if (std::find(stage_order.begin(), stage_order.end(), m.stage) == stage_order.end()) stage_order.push_back(m.stage);
-  for (const auto& stage : stage_order) {
-    std::vector<std::string> names, labels;
-    std::map<std::pair<std::string, std::string>, std::pair<double, int>> cells;   // (label, name) -> (last, count)
+    if (!d.profile.find(m.stage)) add_stage(m.stage, "stage " + m.stage);
+  for (const auto& [type, stages] : groups) {
+    std::vector<std::string> names;
+    std::vector<std::pair<std::string, std::string>> rows;   // (stage, label)
+    std::map<std::tuple<std::string, std::string, std::string>, std::pair<double, int>> cells;   // -> (last, count)
     for (const auto& m : d.metrics) {
-      if (m.stage != stage || !m.text.empty()) continue;
+      if (!m.text.empty() || std::find(stages.begin(), stages.end(), m.stage) == stages.end()) continue;
       if (std::find(names.begin(), names.end(), m.name) == names.end()) names.push_back(m.name);
-      if (std::find(labels.begin(), labels.end(), m.label) == labels.end()) labels.push_back(m.label);
-      auto& c = cells[{m.label, m.name}];
+      if (std::find(rows.begin(), rows.end(), std::pair{m.stage, m.label}) == rows.end()) rows.push_back({m.stage, m.label});
+      auto& c = cells[{m.stage, m.label, m.name}];
       c.first = m.value;
       ++c.second;
     }
     if (!names.empty()) {
-      out << "<h3>" << html_escape(stage) << "</h3><div class=\"scroll\"><table class=\"grid compact\"><thead><tr><th>label</th>";
+      auto position = [&](const std::string& stage) { return std::find(stages.begin(), stages.end(), stage) - stages.begin(); };
+      std::stable_sort(rows.begin(), rows.end(), [&](const auto& x, const auto& y) { return position(x.first) < position(y.first); });
+      std::vector<std::string> with_metrics;
+      for (const auto& [stage, label] : rows)
+        if (std::find(with_metrics.begin(), with_metrics.end(), stage) == with_metrics.end()) with_metrics.push_back(stage);
+      bool several = with_metrics.size() > 1;
+      std::string heading;
+      for (std::size_t i = 0; i < with_metrics.size(); ++i) heading += (i ? ", " : "") + with_metrics[i];
+      out << "<h3>" << html_escape(heading) << (several ? " <span class=\"muted\">(" + html_escape(type) + ")</span>" : "")
+          << "</h3><div class=\"scroll\"><table class=\"grid compact\"><thead><tr>" << (several ? "<th>stage</th>" : "")
+          << "<th class=\"text\">label</th>";
       for (const auto& n : names) out << "<th>" << html_escape(n) << "</th>";
       out << "</tr></thead><tbody>\n";
-      for (const auto& l : labels) {
-        out << "<tr><td>" << (l.empty() ? "<span class=\"muted\">-</span>" : html_escape(l)) << "</td>";
+      for (const auto& [stage, label] : rows) {
+        out << "<tr>" << (several ? "<td>" + html_escape(stage) + "</td>" : "") << "<td class=\"text\">"
+            << (label.empty() ? "<span class=\"muted\">-</span>" : html_escape(label)) << "</td>";
         for (const auto& n : names) {
-          auto it = cells.find({l, n});
+          auto it = cells.find({stage, label, n});
           if (it == cells.end()) {
             out << "<td></td>";
             continue;
@@ -376,8 +398,8 @@ void write_metrics(const ReportData& d, std::ostream& out) {
       out << "</tbody></table></div>\n";
     }
     for (const auto& m : d.metrics)
-      if (m.stage == stage && !m.text.empty())
-        out << "<h3>" << html_escape(stage) << " &middot; " << html_escape(m.name) << "</h3><pre class=\"text-metric\">"
+      if (!m.text.empty() && std::find(stages.begin(), stages.end(), m.stage) != stages.end())
+        out << "<h3>" << html_escape(m.stage) << " &middot; " << html_escape(m.name) << "</h3><pre class=\"text-metric\">"
             << html_escape(m.text) << "</pre>\n";
   }
   out << "</div></section>\n";

@@ -121,7 +121,7 @@ inline constexpr const char* kScript = R"JS(
   function tip(node, text) { svg('title', {}, node, text); return node; }
   function fmtMs(ms) {
     var a = Math.abs(ms);
-    if (a >= 60000) return (ms / 60000).toFixed(a >= 600000 ? 0 : 1) + ' min';
+    if (a >= 60000) return (ms / 60000).toFixed(a >= 6000000 ? 0 : 1).replace(/\.0$/, '') + ' min';
     if (a >= 1000) return (ms / 1000).toFixed(a >= 10000 ? 1 : 2) + ' s';
     if (a >= 10) return ms.toFixed(a >= 100 ? 0 : 1) + ' ms';
     if (a >= 1) return ms.toFixed(2) + ' ms';
@@ -139,9 +139,17 @@ inline constexpr const char* kScript = R"JS(
     var raw = span / Math.max(1, count), mag = Math.pow(10, Math.floor(Math.log10(raw))), n = raw / mag;
     return mag * (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10);
   }
-  function ticks(lo, hi, count) {
+  // Steps of 1, 2, 5 x 10^k; for time axes (ms) past a minute, whole minutes that read well.
+  function niceTimeStep(span, count) {
+    var raw = span / Math.max(1, count);
+    if (raw < 30000) return niceStep(span, count);
+    var minutes = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240];
+    for (var i = 0; i < minutes.length; i++) if (minutes[i] * 60000 >= raw) return minutes[i] * 60000;
+    return niceStep(span, count);
+  }
+  function ticks(lo, hi, count, stepOf) {
     if (!(hi > lo)) return [lo];
-    var step = niceStep(hi - lo, count), out = [];
+    var step = (stepOf || niceStep)(hi - lo, count), out = [];
     for (var t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Math.abs(t) < step * 1e-9 ? 0 : t);
     return out;
   }
@@ -252,7 +260,7 @@ inline constexpr const char* kScript = R"JS(
         'stages working (max ' + Math.round(most * 10) / 10 + ')');
 
     // Time axis.
-    ticks(lo, hi, Math.max(2, Math.floor(plotW / 110))).forEach(function (t) {
+    ticks(lo, hi, Math.max(2, Math.floor(plotW / 110)), niceTimeStep).forEach(function (t) {
       svg('line', { x1: x(t), x2: x(t), y1: 18, y2: H - 24, stroke: '#eef0f4' }, root);
       svg('text', { x: x(t), y: 13, 'text-anchor': 'middle', class: 'axis' }, root, fmtMs(t));
       svg('text', { x: x(t), y: H - 10, 'text-anchor': 'middle', class: 'axis' }, root, fmtMs(t));
@@ -360,17 +368,24 @@ inline constexpr const char* kScript = R"JS(
     stages.forEach(function (s, i) {
       s.inputs.forEach(function (inp) { if (inp in index) depth[i] = Math.max(depth[i], depth[index[inp]] + 1); });
     });
-    var nodes = stages.map(function (s, i) { return { stage: i, layer: depth[i], preds: [] }; });
-    var edges = [];
+    var nodes = stages.map(function (s, i) { return { stage: i, layer: depth[i], preds: [], succs: [] }; });
+    var edges = [], waypoint = {};
+    function link(a, b) { if (nodes[b].preds.indexOf(a) < 0) { nodes[b].preds.push(a); nodes[a].succs.push(b); } }
     stages.forEach(function (s, i) {
       s.inputs.forEach(function (inp, slot) {
         if (!(inp in index)) return;
         var from = index[inp], path = [from];
+        // Edges from one stage share their waypoints, so fan-out to far layers is one bundle.
         for (var d = depth[from] + 1; d < depth[i]; d++) {
-          nodes.push({ stage: -1, layer: d, preds: [path[path.length - 1]] });
-          path.push(nodes.length - 1);
+          var key = from + ':' + d;
+          if (!(key in waypoint)) {
+            nodes.push({ stage: -1, layer: d, preds: [], succs: [] });
+            waypoint[key] = nodes.length - 1;
+            link(path[path.length - 1], waypoint[key]);
+          }
+          path.push(waypoint[key]);
         }
-        nodes[i].preds.push(path[path.length - 1]);
+        link(path[path.length - 1], i);
         path.push(i);
         edges.push({ path: path, slot: slot, from: inp, to: s.name });
       });
@@ -379,20 +394,21 @@ inline constexpr const char* kScript = R"JS(
     nodes.forEach(function (n, k) { (layers[n.layer] = layers[n.layer] || []).push(k); });
     var pos = {};
     layers.forEach(function (layer) { layer.forEach(function (k, r) { pos[k] = r; }); });
-    // Barycentre sweeps against the previous layer reduce edge crossings.
-    for (var sweep = 0; sweep < 3; sweep++) {
-      layers.forEach(function (layer, d) {
-        if (d === 0) return;
-        var key = {};
-        layer.forEach(function (k) {
-          var ps = nodes[k].preds;
-          key[k] = ps.length ? ps.reduce(function (a, p) { return a + pos[p]; }, 0) / ps.length : pos[k];
-        });
-        layer.sort(function (a, b) { return key[a] - key[b] || a - b; });
-        layer.forEach(function (k, r) { pos[k] = r; });
+    // Barycentre sweeps, forward against inputs and backward against readers, reduce crossings.
+    function reorder(layer, neighbours) {
+      var key = {};
+      layer.forEach(function (k) {
+        var ns = neighbours(k);
+        key[k] = ns.length ? ns.reduce(function (a, n) { return a + pos[n]; }, 0) / ns.length : pos[k];
       });
+      layer.sort(function (a, b) { return key[a] - key[b] || pos[a] - pos[b]; });
+      layer.forEach(function (k, r) { pos[k] = r; });
     }
-    var nodeW = 176, nodeH = 50, wayH = 14, gapX = 70, gapY = 16, pad = 12;
+    for (var sweep = 0; sweep < 4; sweep++) {
+      for (var d = 1; d < layers.length; d++) reorder(layers[d], function (k) { return nodes[k].preds; });
+      for (d = layers.length - 2; d >= 0; d--) reorder(layers[d], function (k) { return nodes[k].succs; });
+    }
+    var nodeW = 158, nodeH = 50, wayH = 10, gapX = 58, gapY = 14, pad = 12;
     var heightOf = function (k) { return nodes[k].stage >= 0 ? nodeH : wayH; };
     var layerH = layers.map(function (layer) {
       return layer.reduce(function (a, k) { return a + heightOf(k); }, 0) + (layer.length - 1) * gapY;
@@ -405,7 +421,8 @@ inline constexpr const char* kScript = R"JS(
       layer.forEach(function (k) { place[k] = { x: pad + d * (nodeW + gapX), y: y, mid: y + heightOf(k) / 2 }; y += heightOf(k) + gapY; });
     });
     var wrap = html('div', 'scroll', body);
-    var root = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img' }, wrap);
+    // Shrinks to the page's width when the pipeline is wider (viewBox keeps the proportions).
+    var root = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', style: 'max-width:100%;height:auto' }, wrap);
     svg('title', {}, root, 'Pipeline DAG');
     var marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' },
                      svg('defs', {}, root));
@@ -430,9 +447,9 @@ inline constexpr const char* kScript = R"JS(
       svg('rect', { width: nodeW, height: nodeH, rx: 7, fill: '#fff', stroke: failed ? '#d6453d' : s.bottleneck ? '#e8a33a' : '#cdd5e1',
                     'stroke-width': failed || s.bottleneck ? 2 : 1 }, g);
       svg('rect', { width: 6, height: nodeH, rx: 3, fill: ACTION_COLOR[s.action] || '#999' }, g);
-      var name = s.name.length > 22 ? s.name.slice(0, 21) + '\u2026' : s.name;
+      var name = s.name.length > 20 ? s.name.slice(0, 19) + '\u2026' : s.name;
       svg('text', { x: 14, y: 19, 'font-size': 12.5, 'font-weight': 600, fill: '#1d2430' }, g, name);
-      svg('text', { x: 14, y: 33, 'font-size': 10.5, fill: '#667085' }, g, s.type.length > 26 ? s.type.slice(0, 25) + '\u2026' : s.type);
+      svg('text', { x: 14, y: 33, 'font-size': 10.5, fill: '#667085' }, g, s.type.length > 24 ? s.type.slice(0, 23) + '\u2026' : s.type);
       svg('text', { x: 14, y: 45, 'font-size': 10.5, fill: ACTION_COLOR[s.action] || '#667085' }, g,
           s.action + (s.calls ? ' \u00b7 ' + fmtMs(s.active_ms) : '') + (s.bottleneck ? ' \u00b7 bottleneck' : '') + (failed ? ' \u00b7 ' + s.status : ''));
       tip(g, s.name + ' (' + s.type + '): ' + s.action + ', ' + s.status + (s.inputs.length ? '; reads ' + s.inputs.join(', ') : ''));
@@ -478,8 +495,10 @@ inline constexpr const char* kScript = R"JS(
       labelX = Math.min(Math.max(xq, labelX + 24, padL + 10), W - 12 - (2 - k) * 24);
       svg('text', { x: labelX, y: padT - 6, 'text-anchor': 'middle', class: 'axis' }, root, q[0]);
     });
-    var tk = log ? [lo, Math.sqrt(lo * hi), hi] : ticks(finv(a), finv(b), 4);
+    var tk = log ? [lo, Math.sqrt(lo * hi), hi] : ticks(finv(a), finv(b), 4), shown = {};
     tk.forEach(function (v) {
+      if (shown[fmtMs(v)]) return;   // coarse units can print two ticks alike
+      shown[fmtMs(v)] = true;
       var xt = px(v), anchor = xt > W - padR - 20 ? 'end' : xt < padL + 20 ? 'start' : 'middle';
       svg('text', { x: xt, y: H - padB + 13, 'text-anchor': anchor, class: 'axis' }, root, fmtMs(v));
     });
@@ -488,13 +507,21 @@ inline constexpr const char* kScript = R"JS(
   function renderHistograms() {
     var body = section('latency');
     if (!body) return;
-    var grid = html('div', 'chart-grid', body), any = false;
+    var grid = html('div', 'chart-grid', body), few = [];
     D.stages.forEach(function (s, i) {
       if (!s.spans.length) return;
-      any = true;
+      // A distribution needs a few batches; one or two are listed with their times instead.
+      if (s.spans.length < 3) { few.push(s); return; }
       histogram(grid, s, stageColor(i));
     });
-    if (!any) html('p', 'muted', body, 'No batches were processed in this run.');
+    if (!grid.firstChild) body.removeChild(grid);
+    if (few.length) {
+      var line = html('p', 'muted', body, 'Stages with one or two batches: ');
+      few.forEach(function (s, k) {
+        line.appendChild(document.createTextNode((k ? ', ' : '') + s.name + ' ' + s.spans.map(function (sp) { return fmtMs(sp[1] - sp[0]); }).join(' + ')));
+      });
+    }
+    if (!grid.parentNode && !few.length) html('p', 'muted', body, 'No batches were processed in this run.');
   }
 
   // ------------------------------------------------------------------ metric charts
@@ -536,26 +563,39 @@ inline constexpr const char* kScript = R"JS(
       item.appendChild(document.createTextNode(s.label || '(no label)'));
     });
   }
+  // One chart per (stage type, metric name): the stages of a foreach group (train.lstm,
+  // train.gru, ...) share a chart with a line each. Lines are named by label, or by stage and
+  // label when two stages use the same label.
   function renderMetricCharts() {
     var body = section('metrics');
     if (!body) return;
     var target = body.querySelector('.charts');
     if (!target) return;
+    var typeOf = {};
+    D.stages.forEach(function (s) { typeOf[s.name] = s.type; });
     var groups = {}, order = [];
     D.metrics.forEach(function (m) {
       if (m.step < 0) return;
-      var key = m.stage + '\u0000' + m.name;
-      if (!groups[key]) { groups[key] = { stage: m.stage, name: m.name, labels: {}, order: [] }; order.push(key); }
+      var key = (typeOf[m.stage] || m.stage) + '\u0000' + m.name;
+      if (!groups[key]) { groups[key] = { name: m.name, stages: [], series: {}, order: [] }; order.push(key); }
       var g = groups[key];
-      if (!g.labels[m.label]) { g.labels[m.label] = []; g.order.push(m.label); }
-      g.labels[m.label].push([m.step, m.value]);
+      if (g.stages.indexOf(m.stage) < 0) g.stages.push(m.stage);
+      var sk = m.stage + '\u0000' + m.label;
+      if (!g.series[sk]) { g.series[sk] = { stage: m.stage, label: m.label, points: [] }; g.order.push(sk); }
+      g.series[sk].points.push([m.step, m.value]);
     });
     var grid = html('div', 'chart-grid', target), drawn = 0;
     order.forEach(function (key) {
       var g = groups[key];
-      var series = g.order.map(function (l) { return { label: l, points: g.labels[l] }; });
+      var series = g.order.map(function (k) { return g.series[k]; });
       if (!series.some(function (s) { return s.points.length > 1; })) return;
-      lineChart(grid, g.name + ' \u00b7 ' + g.stage, series);
+      var seen = {}, clash = false;
+      series.forEach(function (s) { clash = clash || seen[s.label]; seen[s.label] = true; });
+      series.forEach(function (s) {
+        s.label = clash || !s.label ? (g.stages.length > 1 || !s.label ? s.stage + (s.label ? ' ' + s.label : '') : s.label) : s.label;
+      });
+      var where = g.stages.length <= 2 ? g.stages.join(', ') : g.stages[0] + ' and ' + (g.stages.length - 1) + ' more';
+      lineChart(grid, g.name + ' \u00b7 ' + where, series);
       drawn++;
     });
     if (!drawn) target.parentNode.removeChild(target);
