@@ -49,7 +49,7 @@ std::unique_ptr<ArticleReader> make_prefetching_reader(std::unique_ptr<ArticleRe
 std::unique_ptr<ArticleReader> make_wiki_xml_reader(const std::filesystem::path& path);
 std::unique_ptr<ArticleReader> make_json_lines_reader(const std::filesystem::path& path);
 std::unique_ptr<ArticleReader> make_text_folder_reader(const std::filesystem::path& folder);
-// The .txt files of a folder, sorted by name; throws lvmflow::Error if there are none.
+// The .txt and .wiki files of a folder, sorted by name; throws lvmflow::Error if there are none.
 std::vector<std::filesystem::path> text_folder_files(const std::filesystem::path& folder);
 
 }  // namespace lvmflow::ingest

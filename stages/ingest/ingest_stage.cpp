@@ -184,7 +184,7 @@ void register_ingest_stages(StageRegistry& registry) {
       "WikiExtractor JSON lines; or a folder of .txt files), cleans wikitext into prose and emits "
       "one row per section.";
   info.params = {
-      {"path", ParamType::Path, "", "dump file (.xml, .xml.bz2, .jsonl) or folder of .txt files", true},
+      {"path", ParamType::Path, "", "dump file (.xml, .xml.bz2, .jsonl) or folder of .txt / .wiki files", true},
       {"format", ParamType::String, "auto", "auto | xml | jsonl | txt (auto: by name, then by content)"},
       {"min_chars", ParamType::Int, "200", "skip articles with fewer characters of clean prose"},
       {"max_articles", ParamType::Int, "0", "stop after this many articles (0: all)"},

@@ -1,5 +1,6 @@
-// A folder of .txt files, one article each, read in file-name order. The title is the first
-// line when it reads `TITLE: ...`, otherwise the file name; the id is the file's 1-based rank.
+// A folder of .txt (or .wiki) files, one article each, read in file-name order. The title is
+// the first line when it reads `TITLE: ...`, otherwise the file name; the id is the file's
+// 1-based rank. data/articles/*.wiki, the sources of the sample dump, read this way too.
 #include <algorithm>
 
 #include "pipeline/error.hpp"
@@ -17,10 +18,11 @@ std::vector<std::filesystem::path> text_folder_files(const std::filesystem::path
                 "set format: xml or jsonl for a single file");
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
-    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
+    if (entry.is_regular_file() && (entry.path().extension() == ".txt" || entry.path().extension() == ".wiki"))
+      files.push_back(entry.path());
   if (ec) throw Error(folder.string(), "cannot list the folder: " + ec.message());
   if (files.empty())
-    throw Error(folder.string(), "the folder holds no .txt files", "put one article per .txt file there");
+    throw Error(folder.string(), "the folder holds no .txt or .wiki files", "put one article per .txt file there");
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -266,17 +266,19 @@ TEST(TextFolderReader, OneArticlePerTxtFileInNameOrder) {
   dir.file("a_first.txt", "Body one.\n");
   dir.file("ignored.md", "not an article");
   dir.file("c_empty.txt", "");
+  dir.file("d_wikitext.wiki", "TITLE: Wiki\n'''Wiki''' text.\n");
   auto articles = read_all(dir.path());
-  ASSERT_EQ(articles.size(), 3u);
+  ASSERT_EQ(articles.size(), 4u);
+  EXPECT_EQ(articles[3].title, "Wiki");
   EXPECT_EQ(articles[0].title, "a first");
   EXPECT_EQ(articles[0].text, "Body one.\n");
   EXPECT_EQ(articles[1].title, "Second article");
   EXPECT_EQ(articles[1].id, 2);
   EXPECT_EQ(articles[1].text, "Body two.\n");
   EXPECT_EQ(articles[2].problem, "empty file");
-  EXPECT_EQ(input_files(dir.path(), InputFormat::Auto).size(), 3u);
+  EXPECT_EQ(input_files(dir.path(), InputFormat::Auto).size(), 4u);
   TempDir none;
-  expect_error([&] { read_all(none.path()); }, {"no .txt files"});
+  expect_error([&] { read_all(none.path()); }, {"no .txt or .wiki files"});
 }
 
 // Damaged inputs of every kind: each read either succeeds or throws lvmflow::Error — never
