@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "pipeline/error.hpp"
 #include "stages/common/json.hpp"
@@ -50,6 +51,50 @@ TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
   std::filesystem::remove_all(windows_dir);
   EXPECT_THROW(testing::TestContext("lvm.train", {{"arch", "mamba"}}), Error);
   EXPECT_THROW(testing::TestContext("lvm.train", {{"loss", "l1"}}), Error);
+}
+
+// The engine gives every run a fresh staging folder; a rerun must still find the interrupted
+// run's state beside it (artifact_dir().parent_path()/resume-<key>) and continue from there.
+TEST(LvmTrainStage, RerunAfterInterruptionResumesInANewStagingFolder) {
+  auto windows = testdata::synthetic_window_batches();
+  const std::map<std::string, std::string> params = {{"arch", "amn"}, {"hidden", "8"}, {"epochs", "3"},
+                                                     {"batch_size", "16"}, {"seed", "913"}};
+  std::vector<StageInput> inputs(1);
+  inputs[0].name = "windows";
+  inputs[0].batches = windows;
+  struct CancelAfterFirstEpoch : testing::TestContext {
+    using TestContext::TestContext;
+    void metric(const std::string& name, double value, std::int64_t step, const std::string& label) override {
+      TestContext::metric(name, value, step, label);
+      if (name == "lr") cancel_ = true;
+    }
+  } first("lvm.train", params);
+  auto stage = first.make_stage();
+  EXPECT_THROW(testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), first, inputs), Error);
+  EXPECT_FALSE(std::filesystem::exists(first.artifact_dir() / "model.safetensors"));
+
+  testing::TestContext second("lvm.train", params);
+  ASSERT_NE(second.artifact_dir(), first.artifact_dir());
+  ASSERT_EQ(second.artifact_dir().parent_path(), first.artifact_dir().parent_path());
+  auto stage2 = second.make_stage();
+  testing::run_barrier(dynamic_cast<BarrierStage&>(*stage2), second, inputs);
+  bool resumed = false;
+  for (const auto& line : second.logs) resumed |= line.find("resuming after epoch 1") != std::string::npos;
+  EXPECT_TRUE(resumed);
+  Json info = read_json_file((second.artifact_dir() / "model.json").string());
+  EXPECT_EQ(info.at("metrics").at("resumed_from_epoch").as_int(), 1);
+  EXPECT_EQ(info.at("metrics").at("history").as_array().size(), 3u);
+  // The interrupted epoch's metrics are repeated for the new run: epochs 1..3 all present.
+  std::set<std::int64_t> epochs;
+  for (const auto& m : second.metrics)
+    if (m.name == "val_cosine") epochs.insert(m.step);
+  EXPECT_EQ(epochs, (std::set<std::int64_t>{1, 2, 3}));
+
+  // Once the checkpoint is written the resume state is gone: a third run starts fresh.
+  testing::TestContext third("lvm.train", params);
+  auto stage3 = third.make_stage();
+  testing::run_barrier(dynamic_cast<BarrierStage&>(*stage3), third, inputs);
+  for (const auto& line : third.logs) EXPECT_EQ(line.find("resuming"), std::string::npos) << line;
 }
 
 TEST(LvmPredictStage, PredictsEveryWindowAndRollsOut) {
