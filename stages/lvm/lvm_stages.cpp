@@ -1,7 +1,8 @@
 // lvm.train (barrier), lvm.predict (map), lvm.eval (barrier).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <sstream>
 
