@@ -157,3 +157,32 @@ TEST(ChunkTextStage, MissingInputColumnsAreNamed) {
 
 }  // namespace
 }  // namespace lvmflow
+
+namespace lvmflow {
+namespace {
+
+// The bundled sample must stay large enough for the quickstart to train and evaluate LVMs,
+// and clean: no markup in any chunk.
+TEST(SampleDump, HasAtLeast40ArticlesAnd1500CleanChunksAtDefaults) {
+  auto dump = std::filesystem::path(LVMFLOW_SOURCE_DIR) / "data/sample-pages-articles.xml";
+  testing::TestContext ingest_ctx("ingest.wikipedia", {{"path", dump.string()}});
+  auto source = ingest_ctx.make_stage();
+  auto sections = testing::drain_source(dynamic_cast<SourceStage&>(*source), ingest_ctx, 8);
+  EXPECT_GE(ingest_ctx.metric_value("articles_read"), 40);
+  EXPECT_EQ(ingest_ctx.metric_value("articles_skipped"), 0);
+  testing::TestContext chunk_ctx("chunk.text");
+  auto stage = chunk_ctx.make_stage();
+  auto& map = dynamic_cast<MapStage&>(*stage);
+  std::size_t chunks = 0;
+  for (const auto& b : sections) {
+    Batch out = map.process(chunk_ctx, b);
+    chunks += out.rows();
+    for (const auto& text : out.text_column("text"))
+      for (const char* token : {"{{", "}}", "[[", "]]", "{|", "|}", "<ref", "&nbsp;", "''"})
+        EXPECT_EQ(text.find(token), std::string::npos) << token << " in " << text;
+  }
+  EXPECT_GE(chunks, 1500u);
+}
+
+}  // namespace
+}  // namespace lvmflow
