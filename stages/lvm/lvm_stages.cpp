@@ -119,8 +119,13 @@ class TrainStage : public BarrierStage {
     info["windows"] = windows;
     // The encoder that made the vectors, when seq.window passed its description on.
     if (!inputs[0].dir.empty() && fs::exists(inputs[0].dir / kEncoderFile)) {
-      info["encoder"] = read_json_file((inputs[0].dir / kEncoderFile).string());
-      info["encoder_fingerprint"] = sha256_file(inputs[0].dir / kEncoderFile);
+      Json encoder = read_json_file((inputs[0].dir / kEncoderFile).string());
+      // encode.* names its model by `model_fingerprint`; the file as a whole also counts rows.
+      const Json* model_fingerprint = encoder.find("model_fingerprint");
+      info["encoder_fingerprint"] = model_fingerprint && model_fingerprint->is_string()
+                                        ? model_fingerprint->as_string()
+                                        : sha256_file(inputs[0].dir / kEncoderFile);
+      info["encoder"] = encoder;
     }
     save_checkpoint(*result.model, info, ctx.artifact_dir());
 
