@@ -788,6 +788,8 @@ std::string tidy_paragraph(std::string_view input) {
       if (out.empty() || out.back() == ' ' || out.back() == '(') continue;
       std::size_t j = i;
       while (j < s.size() && s[j] == ' ') ++j;
+      // "i.e. <math>…</math>." leaves "i.e. ." behind: one period, not two.
+      if (j < s.size() && s[j] == '.' && out.back() == '.') { i = j; continue; }
       if (j < s.size() && std::strchr(",.;:!?)", s[j])) { i = j - 1; continue; }
       out += ' ';
       continue;

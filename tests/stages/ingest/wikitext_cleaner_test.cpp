@@ -68,6 +68,7 @@ TEST(WikitextCleaner, GalleriesTagsEntitiesQuotesAndMagicWords) {
 TEST(WikitextCleaner, EmptyParenthesesLeftByRemovalsAreTidied) {
   EXPECT_EQ(prose("Paris ({{IPA-fr|paʁi}}; {{lang-fr|Paris}}) is big."), "Paris (Paris) is big.");
   EXPECT_EQ(prose("Paris ({{IPA-fr|paʁi}}) is big ."), "Paris is big.");
+  EXPECT_EQ(prose("They differ by two, i.e. <math>|M - V| = 2</math>. Next."), "They differ by two, i.e. Next.");
 }
 
 TEST(WikitextCleaner, HeadingsMakeSectionsAndReferenceSectionsAreDropped) {
