@@ -15,6 +15,10 @@ std::vector<std::size_t> WindowData::rows_in_split(std::int64_t split) const {
 }
 
 void window_layout(const Batch& batch, const std::string& where, std::size_t* context, std::size_t* dim) {
+  for (const char* column : {"context", "article_id", "target_position", "split"})
+    if (!batch.ints.count(column))
+      throw Error(where, std::string("input has no integer column '") + column + "': it is not seq.window output",
+                  "feed this stage from a seq.window stage");
   const auto& ctx_column = batch.int_column("context");
   if (batch.rows() == 0 || batch.dim == 0)
     throw Error(where, "window batch has no rows or no vectors", "feed this stage from seq.window");

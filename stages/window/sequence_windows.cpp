@@ -47,6 +47,10 @@ std::vector<Batch> make_windows(const std::vector<Batch>& chunks, const WindowOp
                              std::to_string(batch.dim),
                   "feed seq.window from a single encoder");
     dim = batch.dim;
+    for (const char* column : {"article_id", "position"})
+      if (!batch.ints.count(column))
+        throw Error(where, std::string("input chunks have no integer column '") + column + "'",
+                    "feed seq.window from an encode.* stage over chunk.text output");
     const auto& article_ids = batch.int_column("article_id");
     const auto& positions = batch.int_column("position");
     for (std::size_t r = 0; r < batch.rows(); ++r)

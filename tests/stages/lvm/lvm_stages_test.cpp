@@ -49,6 +49,20 @@ TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
   EXPECT_GT(info.at("windows").at("val").as_int(), 0);
   EXPECT_GT(ctx->metric_value("params", "lstm"), 0);
   std::filesystem::remove_all(windows_dir);
+  // Chunks straight from an encoder (no window layout) are refused with the stage's name.
+  testing::TestContext wrong_input("lvm.train", {{"arch", "amn"}, {"resume", "false"}});
+  auto stage = wrong_input.make_stage();
+  std::vector<StageInput> chunk_inputs(1);
+  SyntheticCorpusOptions corpus;
+  corpus.articles = 2, corpus.dim = 8;
+  chunk_inputs[0].batches = {make_synthetic_chunks(corpus)};
+  try {
+    testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), wrong_input, chunk_inputs);
+    FAIL() << "chunks accepted as windows";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not seq.window output"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lvm.train"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(testing::TestContext("lvm.train", {{"arch", "mamba"}}), Error);
   EXPECT_THROW(testing::TestContext("lvm.train", {{"loss", "l1"}}), Error);
 }
