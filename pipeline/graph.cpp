@@ -94,7 +94,9 @@ struct RunGraph::Impl {
   void fail(const std::string& stage, const std::string& what) {
     {
       std::lock_guard lock(error_mutex);
-      if (error.empty()) error = stage.empty() ? what : "stage '" + stage + "': " + what;
+      // Stages often name themselves in their errors already; say it once.
+      const std::string prefix = "stage '" + stage + "'";
+      if (error.empty()) error = stage.empty() || what.rfind(prefix, 0) == 0 ? what : prefix + ": " + what;
     }
     cancel_flag = true;
     graph.cancel();
