@@ -9,7 +9,7 @@ packages=(
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.
-  python3 python3-torch python3-sentencepiece python3-numpy
+  python3 python3-torch python3-sentencepiece python3-numpy python3-faiss
   # Headless browser for the test that renders `lvmflow report` (tests/pipeline/report_test.cpp).
   chromium
 )
