@@ -43,7 +43,9 @@ class ChunkBuilder {
   }
 
   void end_paragraph() {
-    if (current_size_ >= limits_.min) close();
+    // A paragraph that ends in ':' introduces the next one (usually a list): keep them together.
+    bool introduces_next = !current_.empty() && current_.back() == ':';
+    if (current_size_ >= limits_.min && !introduces_next) close();
   }
 
   std::vector<Chunk> finish() {
@@ -115,7 +117,17 @@ std::vector<Chunk> chunk_section(std::string_view section_text, const ChunkLimit
   while (i <= section_text.size()) {
     std::size_t blank = section_text.find("\n\n", i);
     std::size_t end = blank == std::string_view::npos ? section_text.size() : blank;
-    for (auto sentence : split_sentences(section_text.substr(i, end - i))) builder.add_sentence(sentence);
+    // Lines inside a paragraph are list items: each is split into sentences on its own, so an
+    // item never runs into the next one.
+    std::string_view paragraph = section_text.substr(i, end - i);
+    for (std::size_t line_begin = 0; line_begin <= paragraph.size();) {
+      std::size_t nl = paragraph.find('\n', line_begin);
+      std::size_t line_end = nl == std::string_view::npos ? paragraph.size() : nl;
+      for (auto sentence : split_sentences(paragraph.substr(line_begin, line_end - line_begin)))
+        builder.add_sentence(sentence);
+      if (nl == std::string_view::npos) break;
+      line_begin = nl + 1;
+    }
     builder.end_paragraph();
     if (blank == std::string_view::npos) break;
     i = blank + 2;

@@ -6,8 +6,8 @@
 //  * sentences are added to the current chunk while it stays within `max`; once the chunk
 //    holds at least `min`, a sentence that would overshoot `target` by more than the chunk
 //    falls short of it starts a new chunk;
-//  * a paragraph end closes the chunk when it holds at least `min` (short paragraphs run on
-//    into the next one);
+//  * a paragraph end closes the chunk when it holds at least `min` (short paragraphs, and
+//    paragraphs ending in ':' that introduce a list, run on into the next one);
 //  * at the section end, a last chunk under `min` joins the previous one if that stays within
 //    `max`.
 #include <cstddef>
@@ -41,7 +41,8 @@ struct Chunk {
   std::size_t size = 0;   // in the measure's unit
 };
 
-// Paragraphs in `section_text` are separated by blank lines ("\n\n").
+// Paragraphs in `section_text` are separated by blank lines ("\n\n"); a single newline inside
+// a paragraph separates list items, which are kept whole like sentences.
 std::vector<Chunk> chunk_section(std::string_view section_text, const ChunkLimits& limits,
                                  const SizeMeasure& measure);
 

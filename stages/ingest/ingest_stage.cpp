@@ -193,7 +193,7 @@ void register_ingest_stages(StageRegistry& registry) {
       {"skip_disambiguation", ParamType::Bool, "true", "skip disambiguation and set-index pages"},
       {"drop_sections", ParamType::StringList, joined_default_drop_sections(),
        "section titles dropped with their subsections (case-insensitive)"},
-      {"keep_lists", ParamType::Bool, "true", "keep list items as paragraphs"},
+      {"keep_lists", ParamType::Bool, "true", "keep list items (a list is one paragraph, an item per line)"},
   };
   info.make = [](const Params& p) -> std::unique_ptr<Stage> {
     return std::make_unique<IngestWikipediaStage>(p);

@@ -842,17 +842,19 @@ std::vector<CleanSection> clean_wikitext(std::string_view input, const CleanOpti
   bool current_dropped = false;
   int dropping_level = 0;   // level of the dropped heading whose subsections are dropped too
   std::string paragraph;
+  std::string list_block;   // consecutive list items, one per line: one paragraph
   std::string section_text;
 
+  auto add_paragraph = [&](const std::string& text) {
+    if (current_dropped || text.empty()) return;
+    if (!section_text.empty()) section_text += "\n\n";
+    section_text += text;
+  };
   auto end_paragraph = [&] {
-    if (!current_dropped && !paragraph.empty()) {
-      std::string clean = tidy_paragraph(decode_html_entities(paragraph));
-      if (!clean.empty()) {
-        if (!section_text.empty()) section_text += "\n\n";
-        section_text += clean;
-      }
-    }
+    if (!paragraph.empty()) add_paragraph(tidy_paragraph(decode_html_entities(paragraph)));
     paragraph.clear();
+    add_paragraph(list_block);
+    list_block.clear();
   };
   auto end_section = [&] {
     end_paragraph();
@@ -885,14 +887,24 @@ std::vector<CleanSection> clean_wikitext(std::string_view input, const CleanOpti
       // Debris of a table or template that had no closing braces: never prose.
       end_paragraph();
     } else if (std::strchr("*#:;", body[0])) {
-      end_paragraph();
+      // A list is one paragraph with one item per line, so the chunker keeps items whole and
+      // groups short ones instead of making a chunk of each.
+      if (!paragraph.empty()) {
+        add_paragraph(tidy_paragraph(decode_html_entities(paragraph)));
+        paragraph.clear();
+      }
       std::size_t k = 0;
       while (k < body.size() && std::strchr("*#:;", body[k])) ++k;
-      if (options.keep_lists) {
-        paragraph.assign(body.substr(k));
-        end_paragraph();
+      std::string item = options.keep_lists ? tidy_paragraph(decode_html_entities(body.substr(k))) : std::string();
+      if (!item.empty()) {
+        if (!list_block.empty()) list_block += '\n';
+        list_block += item;
       }
     } else {
+      if (!list_block.empty()) {   // prose after a list: the list was its own paragraph
+        add_paragraph(list_block);
+        list_block.clear();
+      }
       if (!paragraph.empty()) paragraph += ' ';
       paragraph.append(body);
     }

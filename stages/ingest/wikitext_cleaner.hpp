@@ -12,13 +12,13 @@ namespace lvmflow::ingest {
 struct CleanSection {
   std::string title;   // heading text; empty for the lead section
   int level = 0;       // heading level (== Two == is 2); 0 for the lead
-  std::string text;    // paragraphs separated by "\n\n"; never empty
+  std::string text;    // paragraphs separated by "\n\n" (list items: one per line); never empty
 };
 
 struct CleanOptions {
   // Section titles (case-insensitive) dropped together with their subsections.
   std::vector<std::string> drop_sections = default_drop_sections();
-  // Keep list items (each as its own paragraph); false drops them.
+  // Keep list items (a list is one paragraph, one item per line); false drops them.
   bool keep_lists = true;
 
   static std::vector<std::string> default_drop_sections();

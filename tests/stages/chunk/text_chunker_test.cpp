@@ -52,6 +52,27 @@ TEST(TextChunker, ParagraphEndsCloseChunksThatReachedMin) {
   EXPECT_EQ(sizes(chunk_section(text, {40, 12, 80}, kWords)), (std::vector<std::size_t>{15, 15, 15}));
 }
 
+TEST(TextChunker, ListItemsAreKeptWholeAndGrouped) {
+  // Items without a final period do not run into each other; short items share a chunk.
+  std::string list = "alpha one two three four five six;\nbeta one two three four five six;\n"
+                     "gamma one two three four five six;\ndelta one two three four five six";
+  auto chunks = chunk_section("Intro sentence with five words.\n\n" + list, {14, 5, 20}, kWords);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].text, "Intro sentence with five words.");
+  EXPECT_EQ(chunks[1].text, "alpha one two three four five six; beta one two three four five six;");
+  EXPECT_EQ(chunks[2].text, "gamma one two three four five six; delta one two three four five six");
+}
+
+TEST(TextChunker, AParagraphEndingInAColonRunsOnIntoItsList) {
+  auto chunks = chunk_section("Notable examples of the kind include:\nfirst item here;\nsecond item here",
+                              {14, 5, 20}, kWords);
+  ASSERT_EQ(chunks.size(), 1u);
+  EXPECT_EQ(chunks[0].text, "Notable examples of the kind include: first item here; second item here");
+  chunks = chunk_section("Notable examples of the kind include:\n\nfirst item here;\nsecond item here",
+                         {14, 5, 20}, kWords);
+  EXPECT_EQ(chunks.size(), 1u);
+}
+
 TEST(TextChunker, ALastShortChunkJoinsThePreviousOne) {
   auto chunks = chunk_section(sentence(40) + " " + sentence(45) + " " + sentence(5), {40, 12, 80}, kWords);
   EXPECT_EQ(sizes(chunks), (std::vector<std::size_t>{40, 50}));

@@ -89,7 +89,7 @@ TEST(WikitextCleaner, HeadingsMakeSectionsAndReferenceSectionsAreDropped) {
 
 TEST(WikitextCleaner, ListsAreKeptAsParagraphsUnlessAskedNotTo) {
   std::string text = "Intro:\n* first item\n# second item\n; term : definition\nAfter.";
-  EXPECT_EQ(prose(text), "Intro:\n\nfirst item\n\nsecond item\n\nterm: definition\n\nAfter.");
+  EXPECT_EQ(prose(text), "Intro:\n\nfirst item\nsecond item\nterm: definition\n\nAfter.");
   CleanOptions no_lists;
   no_lists.keep_lists = false;
   EXPECT_EQ(prose(text, no_lists), "Intro:\n\nAfter.");
