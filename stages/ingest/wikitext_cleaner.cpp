@@ -129,17 +129,20 @@ const std::unordered_set<std::string>& content_dropping_tags() {
   return tags;
 }
 
-// Formatting elements kept for their content; block-level ones become line breaks.
+// Tags stripped wherever they are left: formatting elements (their content is kept; block-level
+// ones become line breaks) and stray halves of the content-dropping elements above.
 const std::unordered_set<std::string>& known_html_tags() {
-  static const std::unordered_set<std::string> tags = {
-      "b", "i", "u", "em", "strong", "small", "big", "sub", "sup", "span", "div", "p", "br", "hr",
-      "center", "font", "blockquote", "poem", "nowiki", "abbr", "code", "tt", "kbd", "samp",
-      "cite", "q", "ins", "mark", "dfn", "bdi", "bdo", "ruby", "rb", "rt", "rp", "rtc", "wbr",
-      "ol", "ul", "li", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "tr",
-      "td", "th", "tbody", "thead", "tfoot", "section", "onlyinclude", "noinclude", "time",
-      "data", "ref", "references", "math", "gallery", "includeonly", "table", "pre", "source",
-      "syntaxhighlight", "templatestyles", "s", "strike", "del", "var", "translate", "languages",
-      "noinclude", "nowiki", "big", "font", "sup", "chem", "ce", "score", "timeline", "hiero"};
+  static const std::unordered_set<std::string> tags = [] {
+    std::unordered_set<std::string> t = {
+        "b", "i", "u", "em", "strong", "small", "big", "sub", "sup", "span", "div", "p", "br", "hr",
+        "center", "font", "blockquote", "poem", "nowiki", "abbr", "code", "tt", "kbd", "samp",
+        "cite", "q", "ins", "mark", "dfn", "bdi", "bdo", "ruby", "rb", "rt", "rp", "rtc", "wbr",
+        "ol", "ul", "li", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "tr",
+        "td", "th", "tbody", "thead", "tfoot", "section", "onlyinclude", "noinclude", "time",
+        "data", "var", "translate", "languages"};
+    t.insert(content_dropping_tags().begin(), content_dropping_tags().end());
+    return t;
+  }();
   return tags;
 }
 
