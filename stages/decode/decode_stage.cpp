@@ -56,7 +56,7 @@ DecodeOptions options_from(const Params& p) {
   o.encoder_model = path_param(p, "encoder_model");
   o.tokenizer = path_param(p, "tokenizer");
   o.pooling = p.get_string("pooling");
-  o.vec2text.bfloat16 = p.get_string("dtype") == "bfloat16";
+  o.vec2text.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kType) + " param dtype");
   o.batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, p.get_int("batch_size")));
   o.threads = static_cast<int>(p.get_int("threads"));
   o.sample_fraction = p.get_float("sample_fraction");
@@ -78,8 +78,6 @@ void validate(const Params& p) {
   if (o.vec2text.search.max_length == 1)
     throw Error(where, "param max_length must be 0 (the checkpoint's max_seq_length) or >= 2");
   if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
-  if (p.get_string("dtype") != "float32" && p.get_string("dtype") != "bfloat16")
-    throw Error(where, "param dtype must be float32 or bfloat16, found '" + p.get_string("dtype") + "'");
   if (!o.uses_vec2text() && !o.vec2text.corrector_model.empty())
     throw Error(where, "param corrector_model is set without inversion_model, which makes the first hypothesis",
                 "set inversion_model too (e.g. jxm/gtr__nq__32 next to jxm/gtr__nq__32__correct)");
@@ -340,8 +338,8 @@ void register_decode_stages(StageRegistry& registry) {
       {"max_length", ParamType::Int, "0", "generated tokens incl. the start token; 0: the checkpoint's max_seq_length"},
       {"sample_fraction", ParamType::Float, "1", "decode only this share of the rows, chosen by a hash of the "
                                                  "row id (stable across runs and batchings); the others are dropped"},
-      {"dtype", ParamType::String, "float32", "vec2text weights: float32 (exact) or bfloat16 (half the memory "
-                                              "traffic per token, faster on CPUs with bf16 support; texts may differ)"},
+      {"dtype", ParamType::String, "float32", "vec2text projection weights: float32 (exact), bfloat16 or int8 "
+                                              "(dynamic quantisation): less memory traffic per generated token; texts may differ"},
       {"batch_size", ParamType::Int, "8", "vectors decoded together", false, false},
       {"threads", ParamType::Int, "0", "tensor library threads (0: default)", false, false},
   };

@@ -80,9 +80,9 @@ void T5Seq2Seq::DecoderCache::select_rows(const at::Tensor& rows) {
 T5Seq2Seq::Attention T5Seq2Seq::load_attention(const CheckpointTensors& t, const std::string& p) const {
   const std::int64_t d = arch_.config.d_model, inner = arch_.config.inner_dim();
   Attention a;
-  a.q = to_compute(t.get(p + "q.weight", {inner, d}));
-  a.kv = to_compute(at::cat({t.get(p + "k.weight", {inner, d}), t.get(p + "v.weight", {inner, d})}));
-  a.o = to_compute(t.get(p + "o.weight", {d, inner}));
+  a.q = LinearOp(t.get(p + "q.weight", {inner, d}), dtype_);
+  a.kv = LinearOp(at::cat({t.get(p + "k.weight", {inner, d}), t.get(p + "v.weight", {inner, d})}), dtype_);
+  a.o = LinearOp(t.get(p + "o.weight", {d, inner}), dtype_);
   return a;
 }
 
@@ -90,25 +90,22 @@ T5Seq2Seq::FeedForward T5Seq2Seq::load_ff(const CheckpointTensors& t, const std:
   const std::int64_t d = arch_.config.d_model, ff = arch_.config.d_ff;
   FeedForward f;
   f.norm = t.get(p + "layer_norm.weight", {d});
-  if (arch_.config.gated)
-    f.wi = at::cat({t.get(p + "DenseReluDense.wi_0.weight", {ff, d}), t.get(p + "DenseReluDense.wi_1.weight", {ff, d})});
-  else
-    f.wi = t.get(p + "DenseReluDense.wi.weight", {ff, d});
-  f.wi = to_compute(f.wi);
-  f.wo = to_compute(t.get(p + "DenseReluDense.wo.weight", {d, ff}));
+  f.wi = LinearOp(arch_.config.gated ? at::cat({t.get(p + "DenseReluDense.wi_0.weight", {ff, d}),
+                                                  t.get(p + "DenseReluDense.wi_1.weight", {ff, d})})
+                                       : t.get(p + "DenseReluDense.wi.weight", {ff, d}),
+                  dtype_);
+  f.wo = LinearOp(t.get(p + "DenseReluDense.wo.weight", {d, ff}), dtype_);
   return f;
 }
 
 T5Seq2Seq::T5Seq2Seq(const CheckpointTensors& t, const std::string& prefix, const T5Seq2SeqArch& arch,
                      ComputeDType dtype)
     : arch_(arch), dtype_(dtype) {
-  if (dtype == ComputeDType::Int8Dynamic)
-    throw Error(prefix, "int8 is not implemented for the vec2text decoder", "use float32 or bfloat16");
   const T5Config& c = arch.config;
   const std::int64_t d = c.d_model;
   shared_ = t.get(prefix + "shared.weight", {c.vocab_size, d});
   // The LM head multiplies with the embedding table when tied (kept float32 for lookups).
-  lm_head_ = to_compute(arch.tied_lm_head ? shared_ : t.get(prefix + "lm_head.weight", {c.vocab_size, d}));
+  lm_head_ = LinearOp(arch.tied_lm_head ? shared_ : t.get(prefix + "lm_head.weight", {c.vocab_size, d}), dtype);
   encoder_bias_ = t.get(prefix + "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                         {c.num_buckets, c.num_heads});
   decoder_bias_ = t.get(prefix + "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
@@ -140,24 +137,17 @@ at::Tensor T5Seq2Seq::rms_norm(const at::Tensor& x, const at::Tensor& weight) co
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + arch_.config.layer_norm_eps) * weight;
 }
 
-at::Tensor T5Seq2Seq::to_compute(const at::Tensor& weight) const {
-  return dtype_ == ComputeDType::BFloat16 ? weight.to(at::kBFloat16) : weight;
-}
-
-at::Tensor T5Seq2Seq::linear(const at::Tensor& x, const at::Tensor& weight) const {
-  if (weight.scalar_type() == at::kFloat) return at::linear(x, weight);
-  return at::linear(x.to(weight.scalar_type()), weight).to(at::kFloat);
-}
-
 at::Tensor T5Seq2Seq::feed_forward(const FeedForward& ff, const at::Tensor& x) const {
-  at::Tensor h = linear(rms_norm(x, ff.norm), ff.wi);
+  const at::Tensor n = rms_norm(x, ff.norm);
+  at::Tensor h;
   if (arch_.config.gated) {
-    const std::int64_t n = arch_.config.d_ff;
-    h = at::gelu(h.narrow(-1, 0, n), "tanh") * h.narrow(-1, n, n);   // HF "gelu_new"
+    h = ff.wi(n);
+    const std::int64_t d_ff = arch_.config.d_ff;
+    h = at::gelu(h.narrow(-1, 0, d_ff), "tanh") * h.narrow(-1, d_ff, d_ff);   // HF "gelu_new"
   } else {
-    h.relu_();
+    h = ff.wi.with_relu(n);
   }
-  return linear(h, ff.wo);
+  return ff.wo(h);
 }
 
 at::Tensor T5Seq2Seq::split_heads(const at::Tensor& x) const {
@@ -214,10 +204,10 @@ at::Tensor T5Seq2Seq::encode(const at::Tensor& inputs_embeds, const at::Tensor& 
   at::Tensor x = inputs_embeds.to(at::kFloat);
   for (const EncoderLayer& l : encoder_) {
     at::Tensor n = rms_norm(x, l.attn_norm);
-    at::Tensor q = split_heads(linear(n, l.attn.q));
-    at::Tensor kv = linear(n, l.attn.kv);
+    at::Tensor q = split_heads(l.attn.q(n));
+    at::Tensor kv = l.attn.kv(n);
     at::Tensor ctx = attend(q, split_heads(kv.narrow(-1, 0, inner)), split_heads(kv.narrow(-1, inner, inner)), bias);
-    x = x + linear(merge_heads(ctx), l.attn.o);
+    x = x + l.attn.o(merge_heads(ctx));
     x = x + feed_forward(l.ff, x);
   }
   return rms_norm(x, encoder_final_);
@@ -228,7 +218,7 @@ T5Seq2Seq::DecoderCache T5Seq2Seq::start_decoder(const at::Tensor& encoded, cons
   DecoderCache cache;
   cache.cross_bias = mask_bias(mask);
   for (const DecoderLayer& l : decoder_) {
-    at::Tensor kv = linear(encoded, l.cross_attn.kv);   // once per encoder output, reused every step
+    at::Tensor kv = l.cross_attn.kv(encoded);   // once per encoder output, reused every step
     cache.cross_k.push_back(split_heads(kv.narrow(-1, 0, inner)).contiguous());
     cache.cross_v.push_back(split_heads(kv.narrow(-1, inner, inner)).contiguous());
     cache.self_k.emplace_back();
@@ -248,8 +238,8 @@ at::Tensor T5Seq2Seq::decode(DecoderCache& cache, const at::Tensor& tokens) cons
   for (std::size_t i = 0; i < decoder_.size(); ++i) {
     const DecoderLayer& l = decoder_[i];
     at::Tensor n = rms_norm(x, l.self_norm);
-    at::Tensor q = split_heads(linear(n, l.self_attn.q));
-    at::Tensor kv = linear(n, l.self_attn.kv);
+    at::Tensor q = split_heads(l.self_attn.q(n));
+    at::Tensor kv = l.self_attn.kv(n);
     at::Tensor k = split_heads(kv.narrow(-1, 0, inner)), v = split_heads(kv.narrow(-1, inner, inner));
     if (past > 0) {
       k = at::cat({cache.self_k[i], k}, 2);
@@ -257,17 +247,17 @@ at::Tensor T5Seq2Seq::decode(DecoderCache& cache, const at::Tensor& tokens) cons
     }
     cache.self_k[i] = k;
     cache.self_v[i] = v;
-    x = x + linear(merge_heads(attend(q, k, v, bias)), l.self_attn.o);
+    x = x + l.self_attn.o(merge_heads(attend(q, k, v, bias)));
 
     n = rms_norm(x, l.cross_norm);
-    q = split_heads(linear(n, l.cross_attn.q));
-    x = x + linear(merge_heads(attend(q, cache.cross_k[i], cache.cross_v[i], cache.cross_bias)), l.cross_attn.o);
+    q = split_heads(l.cross_attn.q(n));
+    x = x + l.cross_attn.o(merge_heads(attend(q, cache.cross_k[i], cache.cross_v[i], cache.cross_bias)));
     x = x + feed_forward(l.ff, x);
   }
   cache.length += T;
   x = rms_norm(x, decoder_final_);
   if (arch_.tied_lm_head) x = x * std::pow(static_cast<double>(d_model()), -0.5);
-  return linear(x, lm_head_);
+  return lm_head_(x);
 }
 
 at::Tensor T5Seq2Seq::decoder_logits(const at::Tensor& encoded, const at::Tensor& mask,

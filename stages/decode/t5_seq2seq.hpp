@@ -15,7 +15,7 @@
 
 #include "stages/decode/checkpoint_tensors.hpp"
 #include "stages/encode/t5_config.hpp"
-#include "stages/encode/text_encoder.hpp"   // ComputeDType
+#include "stages/encode/t5_model.hpp"   // LinearOp: projections in float32 / bfloat16 / int8
 
 namespace lvmflow {
 
@@ -47,8 +47,9 @@ class T5Seq2Seq {
   static constexpr std::int64_t kPad = 0, kEos = 1, kDecoderStart = 0;
 
   // Loads and shape-checks every tensor under `prefix`; errors name the tensor and the file.
-  // With BFloat16 the projection and LM-head weights are kept in bfloat16 (half the memory
-  // traffic per generated token); embeddings, norms and the residual stream stay float32.
+  // `dtype` is the precision of the projection and LM-head weights (stages/encode's LinearOp:
+  // bfloat16 halves, int8 quarters the memory traffic per generated token); embeddings, norms
+  // and the residual stream stay float32.
   T5Seq2Seq(const CheckpointTensors& tensors, const std::string& prefix, const T5Seq2SeqArch& arch,
             ComputeDType dtype = ComputeDType::Float32);
 
@@ -74,10 +75,11 @@ class T5Seq2Seq {
 
  private:
   struct Attention {
-    at::Tensor q, kv, o;   // kv = [k; v]
+    LinearOp q, kv, o;   // kv = [k; v]
   };
   struct FeedForward {
-    at::Tensor norm, wi, wo;   // wi = [wi_0; wi_1] when gated
+    at::Tensor norm;
+    LinearOp wi, wo;   // wi = [wi_0; wi_1] when gated
   };
   struct EncoderLayer {
     at::Tensor attn_norm;
@@ -100,8 +102,6 @@ class T5Seq2Seq {
   Attention load_attention(const CheckpointTensors& t, const std::string& p) const;
   FeedForward load_ff(const CheckpointTensors& t, const std::string& p) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  at::Tensor linear(const at::Tensor& x, const at::Tensor& weight) const;   // float32 in and out
-  at::Tensor to_compute(const at::Tensor& weight) const;
   at::Tensor feed_forward(const FeedForward& ff, const at::Tensor& x) const;
   at::Tensor split_heads(const at::Tensor& x) const;    // [N, L, inner] -> [N, H, L, d_kv]
   at::Tensor merge_heads(const at::Tensor& x) const;    // [N, H, L, d_kv] -> [N, L, inner]
@@ -117,7 +117,8 @@ class T5Seq2Seq {
 
   T5Seq2SeqArch arch_;
   ComputeDType dtype_;
-  at::Tensor shared_, lm_head_, encoder_bias_, decoder_bias_, encoder_final_, decoder_final_;
+  at::Tensor shared_, encoder_bias_, decoder_bias_, encoder_final_, decoder_final_;
+  LinearOp lm_head_;   // the embedding table when tied
   std::vector<EncoderLayer> encoder_;
   std::vector<DecoderLayer> decoder_;
 };

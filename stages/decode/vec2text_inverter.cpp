@@ -42,9 +42,6 @@ Sequences generate(const T5Seq2Seq& t5, const at::Tensor& x, const at::Tensor& m
 }  // namespace
 
 struct Vec2TextInverter::Impl {
-  static ComputeDType dtype_of(const Vec2TextOptions& o) {
-    return o.bfloat16 ? ComputeDType::BFloat16 : ComputeDType::Float32;
-  }
 
   Vec2TextOptions options;
   InversionModel inversion;
@@ -53,8 +50,8 @@ struct Vec2TextInverter::Impl {
   SentencePieceTokenizer tokenizer;
 
   Impl(const Vec2TextOptions& o, const TextEncoder* e, const std::filesystem::path& spiece)
-      : options(o), inversion(o.inversion_model, dtype_of(o)), embedder(e), tokenizer(spiece) {
-    if (!o.corrector_model.empty()) corrector.emplace(o.corrector_model, dtype_of(o));
+      : options(o), inversion(o.inversion_model, o.dtype), embedder(e), tokenizer(spiece) {
+    if (!o.corrector_model.empty()) corrector.emplace(o.corrector_model, o.dtype);
   }
 
   std::int64_t max_length(const Vec2TextSearch& search) const {
@@ -211,7 +208,7 @@ std::string Vec2TextInverter::describe() const {
   if (impl_->corrector) s += ", corrector " + o.corrector_model.string();
   s += ", num_steps " + std::to_string(q.num_steps) + ", sequence_beam_width " + std::to_string(q.sequence_beam_width) +
        ", num_beams " + std::to_string(q.num_beams) + ", max_length " + std::to_string(impl_->max_length(q)) +
-       (o.bfloat16 ? ", bfloat16 weights" : "");
+       ", " + to_string(o.dtype) + " weights";
   return s;
 }
 

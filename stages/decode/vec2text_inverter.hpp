@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-namespace lvmflow {
+#include "stages/encode/text_encoder.hpp"   // ComputeDType (torch-free)
 
-class TextEncoder;
+namespace lvmflow {
 
 // How hard to search: the knobs of vec2text's invert_embeddings / generate.
 struct Vec2TextSearch {
@@ -25,7 +25,7 @@ struct Vec2TextOptions {
   std::filesystem::path inversion_model;   // e.g. a copy of jxm/gtr__nq__32
   std::filesystem::path corrector_model;   // e.g. jxm/gtr__nq__32__correct; empty: hypothesis only
   Vec2TextSearch search;                   // the default for invert()
-  bool bfloat16 = false;                   // decoder/encoder projections in bfloat16 (not exact)
+  ComputeDType dtype = ComputeDType::Float32;   // projection weights; bfloat16 / int8 are not exact
 };
 
 class Vec2TextInverter {

@@ -77,11 +77,10 @@ TEST(Vec2TextModel, InversionGatedUntiedBinMatchesReference) {
   check_inversion("inversion_gated");
 }
 
-TEST(Vec2TextModel, BFloat16WeightsStayCloseToFloat32) {
-  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+void check_reduced_precision(ComputeDType dtype, double tolerance) {
   c10::InferenceMode guard;
   InversionModel exact(tiny_vec2text() / "inversion");
-  InversionModel bf16(tiny_vec2text() / "inversion", ComputeDType::BFloat16);
+  InversionModel bf16(tiny_vec2text() / "inversion", dtype);
   at::Tensor ids = token_tensor(vec2text_reference().at("inversion_greedy"));
   auto logits = [&](const InversionModel& m) {
     auto [x, mask] = m.encoder_inputs(targets());
@@ -90,8 +89,18 @@ TEST(Vec2TextModel, BFloat16WeightsStayCloseToFloat32) {
   at::Tensor a = logits(exact), b = logits(bf16);
   EXPECT_EQ(b.scalar_type(), at::kFloat);
   const double rel = ((a - b).abs().max() / a.abs().max()).item<double>();
-  EXPECT_GT(rel, 0.0);    // it really computed in bfloat16
-  EXPECT_LT(rel, 0.05);   // ~3 significant digits per weight
+  EXPECT_GT(rel, 0.0);   // it really computed in reduced precision
+  EXPECT_LT(rel, tolerance);
+}
+
+TEST(Vec2TextModel, BFloat16WeightsStayCloseToFloat32) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  check_reduced_precision(ComputeDType::BFloat16, 0.05);   // ~3 significant digits per weight
+}
+
+TEST(Vec2TextModel, Int8WeightsStayCloseToFloat32) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  check_reduced_precision(ComputeDType::Int8Dynamic, 0.1);   // per-channel weights, per-call activations
 }
 
 TEST(Vec2TextModel, ArchitectureIsReadOffTheTensors) {
