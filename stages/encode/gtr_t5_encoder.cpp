@@ -156,6 +156,10 @@ class GtrT5Encoder : public TextEncoder {
   }
 
   void encode(const std::vector<std::string>& texts, float* out) const override {
+    // OpenMP thread counts are per calling thread and the engine calls us from its worker
+    // threads: apply set_encoder_threads()'s count here, before any oneDNN kernel runs (ATen
+    // itself only does so lazily at its first parallel_for in a thread).
+    at::init_num_threads();
     c10::InferenceMode inference;
     std::vector<std::vector<std::int64_t>> tokens(texts.size());
     for (std::size_t i = 0; i < texts.size(); ++i) tokens[i] = tokenizer_->encode(texts[i], max_length_);
