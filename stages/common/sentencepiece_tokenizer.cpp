@@ -29,6 +29,14 @@ namespace {
 
 constexpr const char* kShimName = "liblvmflow_sentencepiece_shim.so";
 
+// AddressSanitizer refuses RTLD_DEEPBIND; sanitizer builds load the shim without it (and so
+// must not use sentencepiece and libtorch in one process).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 // The shim is looked for in $LVMFLOW_SENTENCEPIECE_SHIM, next to the running program, then
 // where the build put it.
 std::vector<fs::path> shim_candidates() {
@@ -61,7 +69,7 @@ const SentencePieceTokenizer::Api& api() {
         tried += (tried.empty() ? "" : ", ") + p.string();
         continue;
       }
-      lib = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      lib = ::dlopen(p.c_str(), kOpenFlags);
       if (lib) break;
       tried += (tried.empty() ? "" : ", ") + p.string() + " (" + ::dlerror() + ")";
     }
