@@ -6,6 +6,7 @@
 // key/value cache, the math of the tests' reference) and says whether the texts agree.
 //
 //   lvmflow_decode_bench [MODELS_DIR] [--vectors N] [--max-length L] [--threads T] [--quick]
+//                        [--case STEPS,WIDTH,BEAMS,BATCH[,DTYPE]]...   (replaces the default rows)
 //
 // MODELS_DIR is filled by tools/fixtures/make_tiny_vec2text.py MODELS_DIR --base when empty
 // (~2.2 GB, a minute or two).
@@ -76,8 +77,20 @@ int main(int argc, char** argv) {
   std::int64_t max_length = 32;
   int threads = 0;
   bool quick = false;
+  std::vector<Case> only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--case" && i + 1 < argc) {
+      long long steps = 0, width = 0, beams = 1;
+      std::size_t batch = 1;
+      char dtype[16] = "float32";
+      if (std::sscanf(argv[++i], "%lld,%lld,%lld,%zu,%15s", &steps, &width, &beams, &batch, dtype) < 4) {
+        std::fprintf(stderr, "--case wants STEPS,WIDTH,BEAMS,BATCH[,DTYPE]\n");
+        return 2;
+      }
+      only.push_back({steps, width, beams, batch, parse_compute_dtype(dtype, "--case")});
+      continue;
+    }
     if (a == "--vectors" && i + 1 < argc) vectors = std::stoul(argv[++i]);
     else if (a == "--max-length" && i + 1 < argc) max_length = std::stoll(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
@@ -138,6 +151,7 @@ int main(int argc, char** argv) {
                              {1, 0, 1, vectors, ComputeDType::BFloat16}, {0, 0, 1, 1, ComputeDType::Int8Dynamic},
                              {1, 0, 1, vectors, ComputeDType::Int8Dynamic}};
   if (quick) cases = {{0, 0, 1, 1}, {1, 0, 1, vectors}};
+  if (!only.empty()) cases = only;
 
   std::printf("GTR-T5-base encode (re-embedding cost, 32 tokens): %.3f s wall, %.3f s CPU per text\n\n", encode_per_text,
               encode_cpu_per_text);
