@@ -13,6 +13,7 @@
 #include "stages/common/safetensors.hpp"
 #include "stages/decode/vec2text_models.hpp"
 #include "tests/stages/decode/tiny_vec2text.hpp"
+#include "tests/support/test_context.hpp"
 
 namespace lvmflow {
 namespace {
@@ -220,6 +221,39 @@ TEST(Vec2TextModel, ShardedIndexNamingAMissingShardFails) {
   fs::remove(copy / "pytorch_model-00002-of-00002.bin");
   const std::string msg = error_of([&] { CorrectorModel m(copy); });
   EXPECT_NE(msg.find("lists shard 'pytorch_model-00002-of-00002.bin'"), std::string::npos) << msg;
+  fs::remove_all(copy);
+}
+
+TEST(Vec2TextModel, OlderCorrectorWithOneSharedTransformUsesItForAllThree) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  c10::InferenceMode guard;
+  // Rewrite the corrector as a pre-split checkpoint: embedding_transform.* (from _1) only,
+  // in a single model.safetensors.
+  const CheckpointTensors original = CheckpointTensors::open(tiny_vec2text() / "corrector");
+  fs::path copy = testing::make_temp_dir("lvmflow-v2t-shared");
+  fs::copy_file(tiny_vec2text() / "corrector" / "config.json", copy / "config.json");
+  std::vector<TensorToWrite> out;
+  std::vector<at::Tensor> keep;
+  for (const std::string& name : original.names_with_prefix("")) {
+    std::string target = name;
+    if (name.starts_with("embedding_transform_2") || name.starts_with("embedding_transform_3")) continue;
+    if (name.starts_with("embedding_transform_1")) target = "embedding_transform" + name.substr(21);
+    keep.push_back(original.get(name, original.shape(name)).contiguous());
+    out.push_back({target, DType::F32, original.shape(name), keep.back().data_ptr<float>(),
+                   static_cast<std::size_t>(keep.back().numel()) * sizeof(float)});
+  }
+  write_safetensors(copy / "model.safetensors", out);
+  CorrectorModel shared(copy);
+  // With the hypothesis embedding equal to the target, T1(e) and T3(h) coincide only when
+  // both come from the one shared MLP.
+  at::Tensor e = targets();
+  at::Tensor ids = at::full({e.size(0), 3}, 5, at::kLong);
+  auto [x, mask] = shared.encoder_inputs(e, e, ids, at::ones_like(ids));
+  EXPECT_TRUE(at::allclose(x.narrow(1, 1, 4), x.narrow(1, 6, 4)));
+  CorrectorModel split(tiny_vec2text() / "corrector");
+  auto [y, mask2] = split.encoder_inputs(e, e, ids, at::ones_like(ids));
+  EXPECT_FALSE(at::allclose(y.narrow(1, 1, 4), y.narrow(1, 6, 4)));
+  EXPECT_TRUE(at::allclose(x.narrow(1, 1, 4), y.narrow(1, 1, 4)));   // T1 is the same MLP in both
   fs::remove_all(copy);
 }
 
