@@ -389,10 +389,7 @@ std::vector<std::vector<BeamHypothesis>> T5Seq2Seq::beam_search(const at::Tensor
     }
     seqs = std::move(next_seqs);
     beam_scores = next_scores;
-    if (std::all_of(row_done.begin(), row_done.end(), [](bool d) { return d; })) {
-      ++cur_len;
-      break;
-    }
+    if (std::all_of(row_done.begin(), row_done.end(), [](bool d) { return d; })) break;
     cache.select_rows(at::tensor(source_rows, at::kLong));
     last = at::tensor(next_tokens, at::kLong).view({N, 1});
   }
