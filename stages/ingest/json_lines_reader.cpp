@@ -6,6 +6,7 @@
 
 #include "pipeline/error.hpp"
 #include "stages/ingest/article_reader.hpp"
+#include "stages/common/utf8.hpp"
 #include "stages/ingest/text_input.hpp"
 
 namespace lvmflow::ingest {
@@ -55,20 +56,6 @@ class JsonLine {
   void expect(char c) {
     if (peek() != c) throw std::string("expected '") + c + "'";
     ++i_;
-  }
-  static void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) out += static_cast<char>(cp);
-    else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
-    else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
   std::uint32_t hex4() {
     if (i_ + 4 > s_.size()) throw std::string("short \\u escape");

@@ -1,4 +1,5 @@
 #include "stages/ingest/wikitext_cleaner.hpp"
+#include "stages/common/utf8.hpp"
 
 #include <algorithm>
 #include <array>
@@ -59,23 +60,6 @@ std::string normalize_name(std::string_view s) {
   return out;
 }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Reading a tag at s[i] == '<': its lowercased name, whether it closes (</x>) or self-closes
 // (<x/>), and the index just past its '>'. Fails on anything that is not tag-shaped, so a
