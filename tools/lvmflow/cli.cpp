@@ -22,9 +22,9 @@
 #include "tools/lvmflow/json_writer.hpp"
 #include "tools/lvmflow/report.hpp"
 
-#if __has_include("stages/encode/encode_command.hpp")
+// Defined by stages/CMakeLists.txt when the encode family is built.
+#ifdef LVMFLOW_HAVE_ENCODE_COMMAND
 #include "stages/encode/encode_command.hpp"
-#define LVMFLOW_HAVE_ENCODE_COMMAND 1
 #endif
 
 namespace lvmflow {
@@ -616,13 +616,13 @@ const std::vector<CommandSpec>& commands() {
       {"show", "lvmflow show [RUN|last] [--store DIR | --pipeline FILE] [--json]",
        "Show one run: its stages (action, status, items, time, key) and metrics.", {"--json"}, {"--store", "--pipeline"}},
       {"profile", "lvmflow profile [RUN|last] [--store DIR | --pipeline FILE] [--json | --csv]",
-       "Per-stage latency profile of a run: calls, items, busy and wall time, p50/p95/p99 per batch and per item, items/s, share, queueing; marks the bottleneck.",
+       "Per-stage latency profile of a run: calls, items, busy/active time, p50/p95/p99 per batch and per item, items/s, share, queueing, parallelism; marks the bottleneck (docs/profile.md).",
        {"--json", "--csv"}, {"--store", "--pipeline"}},
       {"compare", "lvmflow compare RUN_A RUN_B [--store DIR | --pipeline FILE] [--json | --csv]",
        "Compare two runs stage by stage: the profile's numbers for A and B and their ratio B/A.",
        {"--json", "--csv"}, {"--store", "--pipeline"}},
       {"report", "lvmflow report [RUN|last] [-o FILE.html] [--store DIR | --pipeline FILE]",
-       "Write one self-contained HTML report of a run: timeline, DAG, latency histograms, cache, metrics.",
+       "Write one self-contained HTML report of a run (default lvmflow-run-RUN.html): timeline, DAG, latency histograms, cache, metrics.",
        {}, {"-o", "--output", "--store", "--pipeline"}},
       {"gc", "lvmflow gc [--store DIR | --pipeline FILE] [--json]",
        "Delete artifact folders no cache entry points to, and staging folders of dead runs.", {"--json"}, {"--store", "--pipeline"}},

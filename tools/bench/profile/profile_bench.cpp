@@ -2,14 +2,15 @@
 // (GraphOptions::record_spans), alternating, each run in a fresh store, and the cost per span
 // measured where it is paid (clock reads in the graph, the insert into the store).
 //
-//   build/tools/bench/profile/lvmflow_profile_bench [--reps N] [--pipeline FILE]...
+//   build/tools/bench/profile/lvmflow_profile_bench [--reps N] [--pipeline FILE]... [--pipeline-reps N]
 //
 // Built-in workloads: "worst case" (20000 one-item batches through a map that does nothing:
 // all engine, no work) and "realistic" (512 batches of 32 items through two CPU-bound maps of
 // about 1-3 ms per batch, the scale of chunking or encoding). --pipeline FILE adds a pipeline
-// file (e.g. config/quickstart.yaml), run from scratch each time in a throw-away store, with a
-// third of the repetitions and no warm-up run (they take minutes). The built-in workloads get
-// one warm-up run first.
+// file (e.g. config/quickstart.yaml), run from scratch each time in a throw-away store,
+// --pipeline-reps times (default 1) with no warm-up run: they take minutes. The built-in
+// workloads get one warm-up run first.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,18 +66,30 @@ StageRegistry bench_registry() {
 struct Workload {
   std::string name;
   fs::path spec_file;
-  std::vector<double> on_s, off_s;
+  std::vector<double> on_s, off_s;           // wall seconds
+  std::vector<double> on_cpu_s, off_cpu_s;   // this process's CPU seconds: less disturbed by other load
   std::size_t spans = 0;
 };
+
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
-double minimum(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 
-// One run in a fresh store (so every stage runs); returns the wall seconds of run_pipeline.
-double timed_run(const StageRegistry& registry, const fs::path& spec_file, const fs::path& store_dir, bool spans,
+struct Timing {
+  double wall_s = 0, cpu_s = 0;
+};
+
+// One run in a fresh store (so every stage runs): wall seconds of run_pipeline and the CPU
+// seconds the process spent meanwhile.
+Timing timed_run(const StageRegistry& registry, const fs::path& spec_file, const fs::path& store_dir, bool spans,
                  std::size_t* span_count) {
   fs::remove_all(store_dir);
   PipelineSpec spec = load_spec(spec_file, registry, {}, store_dir.string());
@@ -84,10 +97,12 @@ double timed_run(const StageRegistry& registry, const fs::path& spec_file, const
   RunOptions o;
   o.progress = ProgressMode::None;
   o.graph.record_spans = spans;
+  double cpu0 = cpu_seconds();
   RunResult r = run_pipeline(spec, store, o);
+  double cpu = cpu_seconds() - cpu0;
   if (r.status != "succeeded") throw Error(spec_file.string(), "benchmark run failed: " + r.error);
   if (span_count) *span_count = store.spans(r.run_id).size();
-  return r.seconds;
+  return {r.seconds, cpu};
 }
 
 void measure(const StageRegistry& registry, Workload& w, const fs::path& scratch, int reps, bool warm_up) {
@@ -97,8 +112,9 @@ void measure(const StageRegistry& registry, Workload& w, const fs::path& scratch
     // Alternate which goes first so drift in machine load hits both sides alike.
     for (bool spans : {rep % 2 == 0, rep % 2 != 0}) {
       std::size_t count = 0;
-      double s = timed_run(registry, w.spec_file, store_dir, spans, &count);
-      (spans ? w.on_s : w.off_s).push_back(s);
+      Timing t = timed_run(registry, w.spec_file, store_dir, spans, &count);
+      (spans ? w.on_s : w.off_s).push_back(t.wall_s);
+      (spans ? w.on_cpu_s : w.off_cpu_s).push_back(t.cpu_s);
       if (spans) w.spans = count;
     }
     std::fprintf(stderr, "  %s: rep %d/%d done\n", w.name.c_str(), rep + 1, reps);
@@ -139,14 +155,15 @@ std::pair<double, double> per_span_costs_ns(const fs::path& scratch) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int reps = 5;
+  int reps = 5, pipeline_reps = 1;
   std::vector<fs::path> pipelines;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--pipeline-reps" && i + 1 < argc) pipeline_reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--pipeline" && i + 1 < argc) pipelines.push_back(fs::absolute(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--pipeline FILE]...\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--reps N] [--pipeline FILE]... [--pipeline-reps N]\n", argv[0]);
       return 2;
     }
   }
@@ -172,7 +189,7 @@ stages:
     for (const auto& p : pipelines) workloads.push_back({p.filename().string() + " (from scratch)", p});
 
     for (std::size_t i = 0; i < workloads.size(); ++i)
-      measure(registry, workloads[i], scratch, i < 2 ? reps : std::max(1, reps / 3), i < 2);
+      measure(registry, workloads[i], scratch, i < 2 ? reps : pipeline_reps, i < 2);
     auto [clock_ns, insert_ns] = per_span_costs_ns(scratch);
     double span_ns = clock_ns + insert_ns;
 
@@ -180,15 +197,16 @@ stages:
                 std::max(1u, static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN))));
     std::printf("cost per span: %.0f ns clock reads + %.0f ns store insert = %.2f us\n\n", clock_ns, insert_ns,
                 span_ns / 1e3);
-    std::printf("%-52s %8s %11s %11s %11s %11s %10s %12s\n", "workload", "spans", "on med s", "off med s",
-                "on min s", "off min s", "A/B med", "span cost");
+    std::printf("%-52s %7s %10s %10s %9s %10s %10s %9s %11s\n", "workload", "spans", "wall on s", "wall off s",
+                "wall A/B", "cpu on s", "cpu off s", "cpu A/B", "spans x cost");
     for (const auto& w : workloads) {
-      double on = median(w.on_s), off = median(w.off_s);
-      // The A/B difference is within run-to-run noise for real work; spans x measured cost per
-      // span is the figure that noise cannot hide.
+      double on = median(w.on_s), off = median(w.off_s), cpu_on = median(w.on_cpu_s), cpu_off = median(w.off_cpu_s);
+      // A/B: medians of the alternating runs; on a busy machine they move by more than span
+      // recording costs. Spans x measured cost per span, over the run time with recording off,
+      // is the figure that noise cannot hide.
       double accounted = w.spans * span_ns / 1e9 / off;
-      std::printf("%-52s %8zu %11.3f %11.3f %11.3f %11.3f %+9.2f%% %11.3f%%\n", w.name.c_str(), w.spans, on, off,
-                  minimum(w.on_s), minimum(w.off_s), 100 * (on - off) / off, 100 * accounted);
+      std::printf("%-52s %7zu %10.3f %10.3f %+8.2f%% %10.3f %10.3f %+8.2f%% %10.4f%%\n", w.name.c_str(), w.spans, on,
+                  off, 100 * (on - off) / off, cpu_on, cpu_off, 100 * (cpu_on - cpu_off) / cpu_off, 100 * accounted);
     }
     fs::remove_all(scratch);
   } catch (const std::exception& e) {
