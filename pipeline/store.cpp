@@ -398,6 +398,16 @@ std::string Store::file_fingerprint(const fs::path& file) {
 }
 
 namespace {
+// Every row of a query with one integer parameter (a run id, a limit), converted by `read`.
+template <class Read>
+auto query_rows(sqlite3* db, const char* sql, std::int64_t param, Read read) {
+  Statement st(db, sql);
+  st.bind(1, param);
+  std::vector<decltype(read(st))> out;
+  while (st.step()) out.push_back(read(st));
+  return out;
+}
+
 RunRecord read_run(Statement& st) {
   RunRecord r;
   r.id = st.i64(0);
@@ -418,11 +428,7 @@ constexpr const char* kRunColumns =
 
 std::vector<RunRecord> Store::runs(int limit) {
   std::lock_guard lock(mutex_);
-  Statement st(db_, (std::string(kRunColumns) + "ORDER BY id DESC LIMIT ?").c_str());
-  st.bind(1, static_cast<std::int64_t>(limit));
-  std::vector<RunRecord> out;
-  while (st.step()) out.push_back(read_run(st));
-  return out;
+  return query_rows(db_, (std::string(kRunColumns) + "ORDER BY id DESC LIMIT ?").c_str(), limit, read_run);
 }
 
 std::optional<RunRecord> Store::run(std::int64_t id) {
@@ -442,48 +448,41 @@ std::int64_t Store::latest_run_id() {
 
 std::vector<StageRunRecord> Store::stage_runs(std::int64_t run) {
   std::lock_guard lock(mutex_);
-  Statement st(db_,
-               "SELECT id, run_id, stage, type, key, action, status, error, started_ns, finished_ns, "
-               "items_in, items_out, batches FROM stage_runs WHERE run_id=? ORDER BY id");
-  st.bind(1, run);
-  std::vector<StageRunRecord> out;
-  while (st.step())
-    out.push_back({st.i64(0), st.i64(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6),
-                   st.text(7), st.i64(8), st.i64(9), st.i64(10), st.i64(11), st.i64(12)});
-  return out;
+  return query_rows(db_,
+                    "SELECT id, run_id, stage, type, key, action, status, error, started_ns, finished_ns, "
+                    "items_in, items_out, batches FROM stage_runs WHERE run_id=? ORDER BY id",
+                    run, [](Statement& st) {
+                      return StageRunRecord{st.i64(0), st.i64(1), st.text(2), st.text(3), st.text(4),
+                                            st.text(5), st.text(6), st.text(7), st.i64(8), st.i64(9),
+                                            st.i64(10), st.i64(11), st.i64(12)};
+                    });
 }
 
 std::vector<Span> Store::spans(std::int64_t run) {
   std::lock_guard lock(mutex_);
-  Statement st(db_,
-               "SELECT stage, seq, start_ns, end_ns, queued_ns, items, thread FROM spans "
-               "WHERE run_id=? ORDER BY start_ns");
-  st.bind(1, run);
-  std::vector<Span> out;
-  while (st.step())
-    out.push_back({st.text(0), static_cast<std::uint64_t>(st.i64(1)), st.i64(2), st.i64(3),
-                   st.i64(4), st.i64(5), st.i64(6)});
-  return out;
+  return query_rows(db_,
+                    "SELECT stage, seq, start_ns, end_ns, queued_ns, items, thread FROM spans "
+                    "WHERE run_id=? ORDER BY start_ns",
+                    run, [](Statement& st) {
+                      return Span{st.text(0), static_cast<std::uint64_t>(st.i64(1)), st.i64(2),
+                                  st.i64(3), st.i64(4), st.i64(5), st.i64(6)};
+                    });
 }
 
 std::vector<MetricRecord> Store::metrics(std::int64_t run) {
   std::lock_guard lock(mutex_);
-  Statement st(db_,
-               "SELECT stage, name, label, COALESCE(text, ''), step, COALESCE(value, 0) FROM metrics "
-               "WHERE run_id=? ORDER BY rowid");
-  st.bind(1, run);
-  std::vector<MetricRecord> out;
-  while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.text(3), st.i64(4), st.f64(5)});
-  return out;
+  return query_rows(db_,
+                    "SELECT stage, name, label, COALESCE(text, ''), step, COALESCE(value, 0) FROM metrics "
+                    "WHERE run_id=? ORDER BY rowid",
+                    run, [](Statement& st) {
+                      return MetricRecord{st.text(0), st.text(1), st.text(2), st.text(3), st.i64(4), st.f64(5)};
+                    });
 }
 
 std::vector<StageEdge> Store::stage_edges(std::int64_t run) {
   std::lock_guard lock(mutex_);
-  Statement st(db_, "SELECT stage, input, slot FROM stage_inputs WHERE run_id=? ORDER BY rowid");
-  st.bind(1, run);
-  std::vector<StageEdge> out;
-  while (st.step()) out.push_back({st.text(0), st.text(1), st.i64(2)});
-  return out;
+  return query_rows(db_, "SELECT stage, input, slot FROM stage_inputs WHERE run_id=? ORDER BY rowid", run,
+                    [](Statement& st) { return StageEdge{st.text(0), st.text(1), st.i64(2)}; });
 }
 
 std::int64_t Store::chunk_count(const std::string& key) {
