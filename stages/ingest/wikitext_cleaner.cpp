@@ -590,139 +590,101 @@ std::string strip_tables(std::string_view s) {
 
 std::string replace_links(std::string_view s) { return LinkRenderer(s).render_all(); }
 
-std::string replace_external_links(std::string_view s) {
+// Rewrites `s`: text between occurrences of `marker` is copied as it is; at each marker,
+// `at_marker(i, out)` appends what the markup starting at s[i] becomes and returns the index
+// to continue from (past the markup, or i + 1 after copying the marker when it is plain text).
+template <class AtMarker>
+std::string rewrite_at_markers(std::string_view s, char marker, AtMarker at_marker) {
   std::string out;
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    char c = s[i];
-    if (c != '[') {
-      std::size_t next = std::min(s.size(), s.find('[', i));
-      out.append(s.substr(i, next - i));
-      i = next;
-      continue;
-    }
+    std::size_t next = std::min(s.size(), s.find(marker, i));
+    out.append(s.substr(i, next - i));
+    i = next;
+    if (i < s.size()) i = at_marker(i, out);
+  }
+  return out;
+}
+
+std::string replace_external_links(std::string_view s) {
+  return rewrite_at_markers(s, '[', [&](std::size_t i, std::string& out) {
     if (i + 1 < s.size() && s[i + 1] != '[' && is_url_start(s, i + 1)) {
       std::size_t close = s.find_first_of("]\n", i + 1);
       if (close != std::string_view::npos && s[close] == ']') {
         std::string_view inner = s.substr(i + 1, close - i - 1);
         std::size_t space = inner.find_first_of(" \t");
         if (space != std::string_view::npos) out.append(trim_view(inner.substr(space + 1)));
-        i = close + 1;
-        continue;
+        return close + 1;
       }
     }
-    out += c;
-    ++i;
-  }
-  return out;
+    out += s[i];
+    return i + 1;
+  });
 }
 
 std::string strip_html_tags(std::string_view s) {
   const auto& known = known_html_tags();
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
   TagShape tag;
-  while (i < s.size()) {
-    std::size_t lt = s.find('<', i);
-    if (lt == std::string_view::npos) { out.append(s.substr(i)); break; }
-    out.append(s.substr(i, lt - i));
-    i = lt;
-    if (read_tag(s, lt, tag) && known.count(tag.name)) {
+  return rewrite_at_markers(s, '<', [&](std::size_t i, std::string& out) {
+    if (read_tag(s, i, tag) && known.count(tag.name)) {
       if (tag.name == "br") out += ' ';
       else if (is_block_tag(tag.name)) out += '\n';
-      i = tag.end;
-      continue;
+      return tag.end;
     }
-    out += s[i++];
-  }
-  return out;
+    out += s[i];
+    return i + 1;
+  });
 }
 
 std::string strip_magic_words(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    if (s[i] != '_') {
-      std::size_t next = std::min(s.size(), s.find('_', i));
-      out.append(s.substr(i, next - i));
-      i = next;
-      continue;
-    }
+  return rewrite_at_markers(s, '_', [&](std::size_t i, std::string& out) {
     if (i + 1 < s.size() && s[i + 1] == '_') {
       std::size_t j = i + 2;
       while (j < s.size() && std::isupper(static_cast<unsigned char>(s[j]))) ++j;
-      if (j > i + 2 && j + 1 < s.size() && s[j] == '_' && s[j + 1] == '_') {
-        i = j + 2;
-        continue;
-      }
+      if (j > i + 2 && j + 1 < s.size() && s[j] == '_' && s[j + 1] == '_') return j + 2;
     }
-    out += s[i++];
-  }
-  return out;
+    out += s[i];
+    return i + 1;
+  });
 }
 
 std::string strip_quote_marks(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    if (s[i] != '\'') {
-      std::size_t next = std::min(s.size(), s.find('\'', i));
-      out.append(s.substr(i, next - i));
-      i = next;
-      continue;
-    }
+  return rewrite_at_markers(s, '\'', [&](std::size_t i, std::string& out) {
     std::size_t j = i;
     while (j < s.size() && s[j] == '\'') ++j;
     std::size_t run = j - i;
     if (run == 1) out += '\'';
     else if (run == 4) out += '\'';   // an apostrophe followed by bold
     // 2 (italic), 3 (bold), 5 (both): markup only.
-    i = j;
-  }
-  return out;
+    return j;
+  });
 }
 
 std::string decode_html_entities(std::string_view s) {
   const auto& table = named_entities();
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    if (s[i] != '&') {
-      std::size_t next = std::min(s.size(), s.find('&', i));
-      out.append(s.substr(i, next - i));
-      i = next;
-      continue;
-    }
+  return rewrite_at_markers(s, '&', [&](std::size_t i, std::string& out) {
     std::size_t semi = s.find(';', i + 1);
-    if (semi == std::string_view::npos || semi - i > 12) { out += s[i++]; continue; }
-    std::string_view name = s.substr(i + 1, semi - i - 1);
-    if (name.size() > 1 && name[0] == '#') {
-      bool hex = name[1] == 'x' || name[1] == 'X';
-      std::string digits(name.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      unsigned long cp = digits.empty() ? 0 : std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      if (!digits.empty() && end && *end == '\0' && cp > 0 && cp <= 0x10FFFF &&
-          !(cp >= 0xD800 && cp <= 0xDFFF)) {
-        if (cp >= 0x20 || cp == '\n' || cp == '\t') append_utf8(out, static_cast<std::uint32_t>(cp));
-        i = semi + 1;
-        continue;
-      }
-    } else {
-      auto it = table.find(std::string(name));
-      if (it != table.end()) {
+    if (semi != std::string_view::npos && semi - i <= 12) {
+      std::string_view name = s.substr(i + 1, semi - i - 1);
+      if (name.size() > 1 && name[0] == '#') {
+        bool hex = name[1] == 'x' || name[1] == 'X';
+        std::string digits(name.substr(hex ? 2 : 1));
+        char* end = nullptr;
+        unsigned long cp = digits.empty() ? 0 : std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
+        if (!digits.empty() && end && *end == '\0' && cp > 0 && cp <= 0x10FFFF &&
+            !(cp >= 0xD800 && cp <= 0xDFFF)) {
+          if (cp >= 0x20 || cp == '\n' || cp == '\t') append_utf8(out, static_cast<std::uint32_t>(cp));
+          return semi + 1;
+        }
+      } else if (auto it = table.find(std::string(name)); it != table.end()) {
         out += it->second;
-        i = semi + 1;
-        continue;
+        return semi + 1;
       }
     }
-    out += s[i++];
-  }
-  return out;
+    out += s[i];
+    return i + 1;
+  });
 }
 
 std::string tidy_paragraph(std::string_view input) {
