@@ -136,6 +136,7 @@ std::pair<double, double> per_span_costs_ns(const fs::path& scratch) {
   auto t0 = Clock::now();
   for (int i = 0; i < reads; ++i) last = Clock::now().time_since_epoch().count();
   double clock_ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / reads;
+  (void)last;
 
   fs::remove_all(scratch / "span-store");
   Store store(scratch / "span-store");
@@ -207,6 +208,16 @@ stages:
       double accounted = w.spans * span_ns / 1e9 / off;
       std::printf("%-52s %7zu %10.3f %10.3f %+8.2f%% %10.3f %10.3f %+8.2f%% %10.4f%%\n", w.name.c_str(), w.spans, on,
                   off, 100 * (on - off) / off, cpu_on, cpu_off, 100 * (cpu_on - cpu_off) / cpu_off, 100 * accounted);
+    }
+    std::printf("\nevery run, wall s (cpu s), in the order they ran:\n");
+    for (const auto& w : workloads) {
+      std::printf("  %s\n   ", w.name.c_str());
+      for (std::size_t i = 0; i < w.on_s.size(); ++i) {
+        bool on_first = i % 2 == 0;
+        for (bool on : {on_first, !on_first})
+          std::printf(" %s %.3f (%.3f)", on ? "on" : "off", on ? w.on_s[i] : w.off_s[i], on ? w.on_cpu_s[i] : w.off_cpu_s[i]);
+      }
+      std::printf("\n");
     }
     fs::remove_all(scratch);
   } catch (const std::exception& e) {
