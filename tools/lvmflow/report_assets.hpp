@@ -75,6 +75,7 @@ table.grid tr:hover td { background: #f5f8fd; }
 .tag { color: #a15c00; font-size: 11px; font-weight: 600; margin-left: 6px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .muted { color: var(--muted); }
+.small { font-size: 12.5px; }
 .bar { display: inline-block; height: 8px; border-radius: 4px; background: var(--run); vertical-align: 0; }
 .bar-bg { display: inline-block; width: 90px; height: 8px; border-radius: 4px; background: #edf0f5; margin-right: 6px; overflow: hidden; }
 .chart-grid { display: flex; flex-wrap: wrap; gap: 14px; }
@@ -516,7 +517,7 @@ inline constexpr const char* kScript = R"JS(
     });
     if (!grid.firstChild) body.removeChild(grid);
     if (few.length) {
-      var line = html('p', 'muted', body, 'Stages with one or two batches: ');
+      var line = html('p', 'muted small', body, 'Stages with one or two batches: ');
       few.forEach(function (s, k) {
         line.appendChild(document.createTextNode((k ? ', ' : '') + s.name + ' ' + s.spans.map(function (sp) { return fmtMs(sp[1] - sp[0]); }).join(' + ')));
       });
