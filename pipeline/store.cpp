@@ -53,6 +53,10 @@ class Statement {
   }
   void run() {
     step();
+    reset();
+  }
+  // Ready for the next bindings, without stepping again.
+  void reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
@@ -532,7 +536,7 @@ std::vector<std::optional<std::string>> Store::get_many(const std::string& ns,
   for (const auto& k : keys) {
     st.bind(1, ns).bind(2, k);
     out.push_back(st.step() ? std::optional<std::string>(st.blob(0)) : std::nullopt);
-    st.run();  // reset
+    st.reset();
   }
   return out;
 }
