@@ -533,7 +533,7 @@ void register_lvm_stages(StageRegistry& registry) {
   {
     StageInfo info;
     info.type = "lvm.eval";
-    info.version = 1;
+    info.version = 2;   // 2: gain over the strongest baseline, verdict column
     info.kind = StageKind::Barrier;
     info.summary = "Validation cosine / MSE of every lvm.train input and the baselines side by side, "
                    "gain over the strongest baseline with a beats / noise / WORSE verdict, params, latency";
