@@ -165,7 +165,8 @@ SearchHits search_all(const VectorIndex& index, const ModelQueries& m, std::size
 // The no-learning predictions for the queries of `m`, made from the indexed vectors (`corpus`,
 // [rows x dim]) the way lvm's baselines make them from windows: the mean of the query's context
 // chunks (linear_average), its last context chunk (persistence), the mean of every indexed
-// chunk (corpus_mean). A context chunk that is not indexed leaves a zero query: a miss.
+// chunk (corpus_mean). A query whose context chunks are not all indexed has no prediction and
+// counts as a miss (its target is set to -1).
 std::vector<ModelQueries> baseline_queries(const ModelQueries& m, const std::vector<float>& corpus, std::size_t dim) {
   const std::size_t n = m.targets.size();
   std::vector<ModelQueries> out(3, m);
@@ -186,9 +187,10 @@ std::vector<ModelQueries> baseline_queries(const ModelQueries& m, const std::vec
     if (complete) {
       for (std::int64_t row : context)
         for (std::size_t i = 0; i < dim; ++i) linear[i] += corpus[static_cast<std::size_t>(row) * dim + i];
-    }
-    if (!context.empty() && context.back() >= 0)
       std::copy_n(corpus.data() + static_cast<std::size_t>(context.back()) * dim, dim, out[1].vectors.data() + q * dim);
+    } else {
+      out[0].targets[q] = out[1].targets[q] = -1;
+    }
     for (std::size_t i = 0; i < dim; ++i) out[2].vectors[q * dim + i] = static_cast<float>(mean[i]);
   }
   for (auto& q : out) normalize_rows(q.vectors.data(), n, dim);   // unit length, like lvm's baselines
