@@ -265,9 +265,8 @@ class EvalStage : public BarrierStage {
     std::vector<std::string> table_rows;
 
     // Baselines on the first model's queries. Every model is compared with the strongest of them
-    // at the smallest K, the most demanding column (the largest saturates on small corpora):
-    // stages/common/baseline_verdict.hpp.
-    const std::size_t kmin = o_.ks.front();   // ks are sorted
+    // at the largest K, where the shares are largest and differences show first
+    // (stages/common/baseline_verdict.hpp).
     std::vector<BaselineScore> baselines;
     std::vector<std::int64_t> baseline_targets;
     const ModelQueries& first = models.begin()->second;
@@ -283,7 +282,7 @@ class EvalStage : public BarrierStage {
         if (ctx.cancelled()) return;
         std::vector<std::size_t> ranks;
         scores.push_back(score_queries(index, exact, b, kmax, o_, where + ", baseline " + b.label, ranks));
-        baselines.push_back({b.label, scores.back().top.front(), hits_at(ranks, kmin)});
+        baselines.push_back({b.label, scores.back().top.back(), hits_at(ranks, kmax)});   // ks sorted: back() = kmax
       }
       baseline_targets = first.targets;
       const std::size_t best = strongest_baseline(baselines);
@@ -314,13 +313,13 @@ class EvalStage : public BarrierStage {
       if (!baselines.empty()) {
         // Paired per query when the model answered the same queries as the baselines.
         const BaselineVerdict v = judge_against_baselines(
-            s.top.front(), m.targets == baseline_targets ? hits_at(ranks, kmin) : std::vector<double>{}, baselines);
+            s.top.back(), m.targets == baseline_targets ? hits_at(ranks, kmax) : std::vector<double>{}, baselines);
         char cell[96];
         std::snprintf(cell, sizeof cell, "%+.2f pts vs %s: %s", 100.0 * v.gain, v.baseline.c_str(),
                       verdict_word(v.outcome));
         versus = cell;
         ctx.metric("beats_best_baseline", v.outcome == VersusBaseline::Beats ? 1.0 : 0.0, -1, label);
-        ctx.log(describe_verdict(label + " Top-" + std::to_string(kmin), s.top.front(), v, true));
+        ctx.log(describe_verdict(label + " Top-" + std::to_string(kmax), s.top.back(), v, true));
       }
       record(ctx, label, m, s, summary, table_rows, versus);
     }
@@ -393,7 +392,7 @@ class EvalStage : public BarrierStage {
       rule += "---:|---:|";
     }
     if (with_baselines) {
-      t << " Top-" << o_.ks.front() << " vs strongest baseline |";
+      t << " Top-" << kmax << " vs strongest baseline |";
       rule += "---|";
     }
     t << "\n" << rule << "\n";
