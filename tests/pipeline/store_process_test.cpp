@@ -1,0 +1,213 @@
+// Store integrity through the real `lvmflow` binary: `verify`, what `show` says about a run
+// killed by SIGKILL or stopped by SIGTERM, a read-only store, and a disk that fills up.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "tests/pipeline/pipeline_fixture.hpp"
+
+extern char** environ;
+
+namespace lvmflow::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kBinary = LVMFLOW_BINARY;
+
+const char* kQuick = R"(pipeline: quick
+store: store
+stages:
+  - name: numbers
+    type: testing.sequence
+    params: {count: 120}
+    batch_size: 4
+  - name: squares
+    type: testing.map
+    inputs: [numbers]
+    params: {op: square}
+  - name: total
+    type: testing.collect
+    inputs: [squares]
+)";
+// `squares` commits at once while `ticks` goes on for minutes (until it is stopped).
+const std::string kTwoSpeeds = std::string(kQuick) + R"(  - name: ticks
+    type: testing.sequence
+    params: {count: 100000, delay_ms: 5}
+    batch_size: 1
+  - name: ticks_total
+    type: testing.collect
+    inputs: [ticks]
+)";
+
+class StoreProcessTest : public PipelineFixture {
+ protected:
+  pid_t spawn_run(const fs::path& file) {
+    pid_t pid = 0;
+    std::vector<std::string> args = {kBinary, "run", file.string(), "--quiet"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    EXPECT_EQ(::posix_spawn(&pid, kBinary.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+    return pid;
+  }
+  // Polls until `done()` holds or the process exited; false if it never held.
+  template <class Pred>
+  bool wait_for(pid_t pid, Pred done) {
+    for (int i = 0; i < 3000; ++i) {
+      if (done()) return true;
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  std::string plan_key(const PipelineSpec& s, const std::string& stage) {
+    Store store(s.store, StoreMode::ReadOnly);
+    auto plan = make_plan(s, store, {});
+    return plan.stages[plan.index_of(stage)].key;
+  }
+  // Has the (running) store committed `key`? False while the store is still being created.
+  bool committed(const PipelineSpec& s, const std::string& key) {
+    try {
+      return Store(s.store, StoreMode::ReadOnly).find_cache(key).has_value();
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  std::string cli(const std::string& args) { return kBinary + " " + args + " --store " + (dir / "store").string(); }
+};
+
+TEST_F(StoreProcessTest, VerifyNamesTheDamagedArtifactsAndExitsNonZero) {
+  auto file = write("pipeline.yaml", kQuick);
+  auto s = load_spec(file, stage_registry());
+  ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet").first, 0);
+  auto [rc, out] = shell(cli("verify"));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("verified 3 artifact(s): 0 damaged"), std::string::npos) << out;
+
+  fs::path batches = Store(s.store).artifact_path(plan_key(s, "squares")) / "batches.bin";
+  std::string bytes;
+  {
+    std::ifstream in(batches, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 1;   // one bit, same size
+  std::ofstream(batches, std::ios::binary) << bytes;
+
+  auto [rc2, out2] = shell(cli("verify"));
+  EXPECT_EQ(rc2, 1) << out2;
+  EXPECT_NE(out2.find("DAMAGED   " + plan_key(s, "squares").substr(0, 12) + "  squares"), std::string::npos) << out2;
+  EXPECT_NE(out2.find("batches.bin: content differs"), std::string::npos) << out2;
+  EXPECT_NE(out2.find("1 damaged"), std::string::npos) << out2;
+  EXPECT_EQ(shell(cli("verify total numbers")).first, 0);
+  EXPECT_EQ(shell(cli("verify squares --quick")).first, 1);
+  EXPECT_EQ(shell(cli("verify " + plan_key(s, "squares").substr(0, 8))).first, 1);
+  auto [rc3, out3] = shell(cli("verify nosuchstage"));
+  EXPECT_EQ(rc3, 2);
+  EXPECT_EQ(std::count(out3.begin(), out3.end(), '\n'), 1) << out3;
+}
+
+TEST_F(StoreProcessTest, ShowOfAKilledRunListsItsCommittedStagesDone) {
+  auto file = write("pipeline.yaml", kTwoSpeeds);
+  auto s = load_spec(file, stage_registry());
+  const std::string squares = plan_key(s, "squares");
+  pid_t pid = spawn_run(file);
+  ASSERT_TRUE(wait_for(pid, [&] {
+    return committed(s, squares);
+  }));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  auto [rc, out] = shell(cli("show --json"));
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"status\":\"interrupted\""), std::string::npos) << out;
+  EXPECT_NE(out.find("{\"stage\":\"squares\",\"type\":\"testing.map\",\"action\":\"run\",\"status\":\"done\",\"key\":\"" +
+                     squares + "\",\"items_in\":120,\"items_out\":120"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {
+  auto file = write("pipeline.yaml", kTwoSpeeds);
+  auto s = load_spec(file, stage_registry());
+  const std::string squares = plan_key(s, "squares");
+  pid_t pid = spawn_run(file);
+  ASSERT_TRUE(wait_for(pid, [&] {
+    return committed(s, squares);
+  }));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  Store store(s.store, StoreMode::ReadOnly);
+  auto run = store.run(store.latest_run_id());
+  EXPECT_EQ(run->status, "cancelled");
+  EXPECT_EQ(run->error, "interrupted (SIGTERM)");
+  for (const auto& sr : store.stage_runs(run->id))
+    EXPECT_EQ(sr.status, sr.stage.rfind("ticks", 0) == 0 ? "cancelled" : "done") << sr.stage;
+}
+
+// Permissions do not bind root: as root the read commands run as `nobody`.
+TEST_F(StoreProcessTest, ReadCommandsWorkOnAReadOnlyStore) {
+  auto file = write("pipeline.yaml", kQuick);
+  ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet").first, 0);
+  const std::string as_user = ::getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  fs::permissions(dir, fs::perms::all, fs::perm_options::add);   // nobody may enter the test folder
+  std::vector<fs::path> paths = {dir / "store"};
+  for (const auto& e : fs::recursive_directory_iterator(dir / "store")) paths.push_back(e.path());
+  for (const auto& p : paths)
+    fs::permissions(p, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+  for (const std::string cmd : {"runs", "show", "profile", "verify"}) {
+    auto [rc, out] = shell(as_user + cli(cmd));
+    EXPECT_EQ(rc, 0) << cmd << ": " << out;
+    EXPECT_EQ(out.find("moved aside"), std::string::npos) << out;
+  }
+  auto [rc, out] = shell(as_user + kBinary + " plan " + file.string());
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("cached"), std::string::npos) << out;
+  auto [rc2, out2] = shell(as_user + kBinary + " run " + file.string() + " --quiet");
+  EXPECT_EQ(rc2, 2) << out2;
+  EXPECT_EQ(std::count(out2.begin(), out2.end(), '\n'), 1) << out2;
+  for (const auto& p : paths) fs::permissions(p, fs::perms::owner_write, fs::perm_options::add);
+}
+
+// A real full disk: a small tmpfs (needs root to mount; skipped otherwise).
+TEST_F(StoreProcessTest, DiskFullIsOneClearErrorAndAFailedRun) {
+  fs::path disk = dir / "disk";
+  fs::create_directories(disk);
+  if (::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=1m") != 0) GTEST_SKIP() << "cannot mount a tmpfs (not root)";
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  auto file = write("pipeline.yaml", std::string(R"(pipeline: big
+store: )") + (disk / "store").string() + R"(
+stages:
+  - name: numbers
+    type: testing.sequence
+    params: {count: 200000}
+    batch_size: 1000
+  - name: total
+    type: testing.collect
+    inputs: [numbers]
+)");
+  for (int attempt = 0; attempt < 2; ++attempt) {   // the second run meets an already full disk
+    auto [rc, out] = shell(kBinary + " run " + file.string() + " --quiet");
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_EQ(out.find("terminate"), std::string::npos) << out;
+    EXPECT_NE(out.find("lvmflow: error: "), std::string::npos) << out;
+    EXPECT_NE(out.find("disk"), std::string::npos) << out;
+  }
+  Store store(disk / "store", StoreMode::ReadOnly);
+  for (const auto& r : store.runs(10)) EXPECT_EQ(r.status, "failed") << r.id << " " << r.error;
+}
+
+}  // namespace
+}  // namespace lvmflow::testing
