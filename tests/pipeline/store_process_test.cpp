@@ -154,6 +154,42 @@ TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {
     EXPECT_EQ(sr.status, sr.stage.rfind("ticks", 0) == 0 ? "cancelled" : "done") << sr.stage;
 }
 
+// The issue's case end to end: a corrupted vectors.npy, then `--force vectors` restores it.
+TEST_F(StoreProcessTest, ForceRepairsACorruptedVectorsFile) {
+  if (!stage_registry().find("encode.gtr_t5")) GTEST_SKIP() << "the encode family is not built";
+  auto file = write("pipeline.yaml", R"(pipeline: vectors
+store: store
+stages:
+  - name: articles
+    type: ingest.wikipedia
+    params: {path: ")" + std::string(LVMFLOW_SOURCE_DIR) + R"(/data/sample-pages-articles.xml"}
+    batch_size: 4
+  - name: chunks
+    type: chunk.text
+    inputs: [articles]
+  - name: vectors
+    type: encode.gtr_t5
+    inputs: [chunks]
+    params: {model: ""}
+)");
+  ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet").first, 0);
+  auto s = load_spec(file, stage_registry());
+  fs::path npy = Store(s.store, StoreMode::ReadOnly).artifact_path(plan_key(s, "vectors")) / "vectors.npy";
+  auto read = [&] {
+    std::ifstream in(npy, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string good = read();
+  std::string bad = good;
+  for (std::size_t i = 0; i < 64; ++i) bad[bad.size() / 2 + i] ^= 0x40;
+  std::ofstream(npy, std::ios::binary) << bad;
+  ASSERT_NE(read(), good);
+  auto [rc, out] = shell(kBinary + " run " + file.string() + " --quiet --force vectors");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(read(), good);
+  EXPECT_EQ(shell(cli("verify vectors")).first, 0);
+}
+
 // Permissions do not bind root: as root the read commands run as `nobody`.
 TEST_F(StoreProcessTest, ReadCommandsWorkOnAReadOnlyStore) {
   auto file = write("pipeline.yaml", kQuick);
