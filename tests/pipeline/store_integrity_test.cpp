@@ -20,28 +20,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kChain = R"(pipeline: chain
+const char* kChain = R"(pipeline: increments
 store: store
 stages:
   - name: numbers
     type: testing.sequence
-    params: {count: 200}
-    batch_size: 10
-  - name: squares
-    type: testing.map
-    inputs: [numbers]
-    params: {op: square}
+    params: {count: 100}
+    batch_size: 5
   - name: plus
     type: testing.map
-    inputs: [squares]
+    inputs: [numbers]
     params: {op: add, operand: 1}
   - name: total
     type: testing.collect
     inputs: [plus]
 )";
-// sum over i<200 of i^2 + 1, and with operand 2
-const char* kTotal = "plus 2646900 200\n";
-const char* kTotalPlus2 = "plus 2647100 200\n";
+// sum over i<100 of i + 1, and of i + 2
+const char* kTotal = "plus 5050 100\n";
+const char* kTotalPlus2 = "plus 5150 100\n";
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -115,13 +111,13 @@ TEST_F(StoreIntegrityTest, ZeroByteBatchesFileIsNotReplayedAsAnEmptyStream) {
   auto s = spec(kChain);
   auto first = run(s);
   ASSERT_EQ(first.status, "succeeded") << first.error;
-  write_file(artifact(first, "squares") / "batches.bin", "");   // : > batches.bin
+  write_file(artifact(first, "numbers") / "batches.bin", "");   // : > batches.bin
 
   auto changed = spec(kChain, {"plus.operand=2"});
   auto second = run_logged(changed);
   ASSERT_EQ(second.status, "succeeded") << second.error;
   auto a = actions(changed, second.run_id);
-  EXPECT_EQ(a["squares"], "run");
+  EXPECT_EQ(a["numbers"], "run");
   EXPECT_NE(log.str().find("batches.bin: 0 bytes"), std::string::npos) << log.str();
   EXPECT_EQ(summary(changed, second.plan.stages.back().key), kTotalPlus2);
 }

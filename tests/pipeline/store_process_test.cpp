@@ -49,25 +49,28 @@ const std::string kTwoSpeeds = std::string(kQuick) + R"(  - name: ticks
 
 class StoreProcessTest : public PipelineFixture {
  protected:
-  pid_t spawn_run(const fs::path& file) {
+  // Runs pipeline `s` in a child process, sends it `sig` once `key` is committed, and returns
+  // its wait status (-1 if the key was never committed).
+  int signal_once_committed(const PipelineSpec& s, const std::string& key, int sig) {
     pid_t pid = 0;
-    std::vector<std::string> args = {kBinary, "run", file.string(), "--quiet"};
+    std::vector<std::string> args = {kBinary, "run", s.file.string(), "--quiet"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    EXPECT_EQ(::posix_spawn(&pid, kBinary.c_str(), nullptr, nullptr, argv.data(), environ), 0);
-    return pid;
-  }
-  // Polls until `done()` holds or the process exited; false if it never held.
-  template <class Pred>
-  bool wait_for(pid_t pid, Pred done) {
+    if (::posix_spawn(&pid, kBinary.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
+    int status = 0;
     for (int i = 0; i < 3000; ++i) {
-      if (done()) return true;
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) return false;
+      if (committed(s, key)) {
+        ::kill(pid, sig);
+        ::waitpid(pid, &status, 0);
+        return status;
+      }
+      if (::waitpid(pid, &status, WNOHANG) == pid) return -1;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return false;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
   }
   std::string plan_key(const PipelineSpec& s, const std::string& stage) {
     Store store(s.store, StoreMode::ReadOnly);
@@ -116,15 +119,9 @@ TEST_F(StoreProcessTest, VerifyNamesTheDamagedArtifactsAndExitsNonZero) {
 }
 
 TEST_F(StoreProcessTest, ShowOfAKilledRunListsItsCommittedStagesDone) {
-  auto file = write("pipeline.yaml", kTwoSpeeds);
-  auto s = load_spec(file, stage_registry());
+  auto s = load_spec(write("pipeline.yaml", kTwoSpeeds), stage_registry());
   const std::string squares = plan_key(s, "squares");
-  pid_t pid = spawn_run(file);
-  ASSERT_TRUE(wait_for(pid, [&] {
-    return committed(s, squares);
-  }));
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(WIFSIGNALED(signal_once_committed(s, squares, SIGKILL)));
   auto [rc, out] = shell(cli("show --json"));
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"status\":\"interrupted\""), std::string::npos) << out;
@@ -135,16 +132,8 @@ TEST_F(StoreProcessTest, ShowOfAKilledRunListsItsCommittedStagesDone) {
 }
 
 TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {
-  auto file = write("pipeline.yaml", kTwoSpeeds);
-  auto s = load_spec(file, stage_registry());
-  const std::string squares = plan_key(s, "squares");
-  pid_t pid = spawn_run(file);
-  ASSERT_TRUE(wait_for(pid, [&] {
-    return committed(s, squares);
-  }));
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  auto s = load_spec(write("pipeline.yaml", kTwoSpeeds), stage_registry());
+  int status = signal_once_committed(s, plan_key(s, "squares"), SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
   Store store(s.store, StoreMode::ReadOnly);
   auto run = store.run(store.latest_run_id());
