@@ -176,11 +176,13 @@ TEST_F(StoreIntegrityTest, GcKeepsResumeStateOfLiveAndInterruptedWork) {
   }   // the run ended without finishing: its state stays for a re-run
   fs::path dead_private = dir / "store" / "staging" / "resume-other.999999999.1";
   fs::create_directories(dead_private);
+  fs::path live_staging = store.make_staging_dir("0123456789abcdef0123");   // this process's
 
   GcResult gc = store.gc();
   EXPECT_TRUE(fs::exists(held->path() / "state.pt"));
   EXPECT_TRUE(fs::exists(dir / "store" / "staging" / "resume-interrupted" / "state.pt"));
   EXPECT_FALSE(fs::exists(dead_private));
+  EXPECT_TRUE(fs::exists(live_staging));
   EXPECT_EQ(gc.removed, 1);
   EXPECT_EQ(gc.kept_resume, 1);
 
