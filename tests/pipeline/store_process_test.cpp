@@ -179,6 +179,46 @@ stages:
   EXPECT_EQ(shell(cli("verify vectors")).first, 0);
 }
 
+// Two identical runs at once used to share lvm.train's resume folder and fail renaming each
+// other's state file; now the second trains in a private folder and both succeed.
+TEST_F(StoreProcessTest, TwoIdenticalTrainingRunsAtOnceBothSucceed) {
+  if (!stage_registry().find("lvm.train") || !stage_registry().find("encode.gtr_t5"))
+    GTEST_SKIP() << "the lvm or encode family is not built";
+  auto file = write("pipeline.yaml", R"(pipeline: train_twice
+store: store
+stages:
+  - name: articles
+    type: ingest.wikipedia
+    params: {path: ")" + std::string(LVMFLOW_SOURCE_DIR) + R"(/data/sample-pages-articles.xml"}
+    batch_size: 4
+  - name: chunks
+    type: chunk.text
+    inputs: [articles]
+  - name: vectors
+    type: encode.gtr_t5
+    inputs: [chunks]
+    params: {model: ""}
+  - name: windows
+    type: seq.window
+    inputs: [vectors]
+    params: {context: 4, val_fraction: 0.15, seed: 42}
+  - name: train
+    type: lvm.train
+    inputs: [windows]
+    params: {arch: amn, hidden: 16, epochs: 3}
+)");
+  ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet --until windows").first, 0);
+  const std::string run = kBinary + " run " + file.string();
+  auto [rc, out] = shell(run + " > " + (dir / "a.log").string() + " 2>&1 & a=$!; " + run + " > " +
+                         (dir / "b.log").string() + " 2>&1 & b=$!; wait $a; ra=$?; wait $b; echo $ra $?");
+  EXPECT_EQ(out, "0 0\n") << out;
+  std::ifstream a(dir / "a.log"), b(dir / "b.log");
+  std::string logs = std::string(std::istreambuf_iterator<char>(a), {}) + std::string(std::istreambuf_iterator<char>(b), {});
+  EXPECT_EQ(logs.find("cannot rename"), std::string::npos) << logs;
+  EXPECT_EQ(shell(cli("verify train")).first, 0);
+  EXPECT_TRUE(fs::is_empty(dir / "store" / "staging")) << "resume state removed once the model is committed";
+}
+
 // Permissions do not bind root: as root the read commands run as `nobody`.
 TEST_F(StoreProcessTest, ReadCommandsWorkOnAReadOnlyStore) {
   auto file = write("pipeline.yaml", kQuick);
