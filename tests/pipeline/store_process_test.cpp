@@ -129,6 +129,9 @@ TEST_F(StoreProcessTest, ShowOfAKilledRunListsItsCommittedStagesDone) {
                      squares + "\",\"items_in\":120,\"items_out\":120"),
             std::string::npos)
       << out;
+  EXPECT_NE(out.find("{\"stage\":\"ticks\",\"type\":\"testing.sequence\",\"action\":\"run\",\"status\":\"interrupted\""),
+            std::string::npos)
+      << out;
 }
 
 TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {

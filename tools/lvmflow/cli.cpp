@@ -294,7 +294,7 @@ int cmd_show(const CommandSpec&, const Args& a) {
         .key("stages").begin_array();
     for (const auto& s : stages)
       j.begin_object().field("stage", s.stage).field("type", s.type).field("action", s.action)
-          .field("status", s.status).field("key", s.key).field("items_in", static_cast<long long>(s.items_in))
+          .field("status", shown_status(*run, s)).field("key", s.key).field("items_in", static_cast<long long>(s.items_in))
           .field("items_out", static_cast<long long>(s.items_out)).field("batches", static_cast<long long>(s.batches))
           .field("seconds", (s.finished_ns - s.started_ns) / 1e9).field("error", s.error).end_object();
     j.end_array().key("metrics").begin_array();
@@ -319,7 +319,7 @@ int cmd_show(const CommandSpec&, const Args& a) {
     std::ostringstream secs;
     secs << std::fixed << std::setprecision(3) << (s.finished_ns - s.started_ns) / 1e9;
     std::cout << std::setw(26) << s.stage << std::setw(20) << s.type << std::setw(9) << s.action << std::setw(10)
-              << s.status << std::setw(10) << s.items_in << std::setw(10) << s.items_out << std::setw(10)
+              << shown_status(*run, s) << std::setw(10) << s.items_in << std::setw(10) << s.items_out << std::setw(10)
               << secs.str() << s.key.substr(0, 12) << "\n";
   }
   // Scalar metrics: the last value of each (stage, name, label); text metrics in full.
