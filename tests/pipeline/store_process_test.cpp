@@ -47,6 +47,25 @@ const std::string kTwoSpeeds = std::string(kQuick) + R"(  - name: ticks
     inputs: [ticks]
 )";
 
+// The bundled sample dump -> chunks -> vectors (built-in encoder); more stages may follow.
+std::string sample_vectors_yaml(const std::string& name) {
+  return "pipeline: " + name + R"(
+store: store
+stages:
+  - name: articles
+    type: ingest.wikipedia
+    params: {path: ")" + std::string(LVMFLOW_SOURCE_DIR) + R"(/data/sample-pages-articles.xml"}
+    batch_size: 4
+  - name: chunks
+    type: chunk.text
+    inputs: [articles]
+  - name: vectors
+    type: encode.gtr_t5
+    inputs: [chunks]
+    params: {model: ""}
+)";
+}
+
 class StoreProcessTest : public PipelineFixture {
  protected:
   // Runs pipeline `s` in a child process, sends it `sig` once `key` is committed, and returns
@@ -149,21 +168,7 @@ TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {
 // The issue's case end to end: a corrupted vectors.npy, then `--force vectors` restores it.
 TEST_F(StoreProcessTest, ForceRepairsACorruptedVectorsFile) {
   if (!stage_registry().find("encode.gtr_t5")) GTEST_SKIP() << "the encode family is not built";
-  auto file = write("pipeline.yaml", R"(pipeline: vectors
-store: store
-stages:
-  - name: articles
-    type: ingest.wikipedia
-    params: {path: ")" + std::string(LVMFLOW_SOURCE_DIR) + R"(/data/sample-pages-articles.xml"}
-    batch_size: 4
-  - name: chunks
-    type: chunk.text
-    inputs: [articles]
-  - name: vectors
-    type: encode.gtr_t5
-    inputs: [chunks]
-    params: {model: ""}
-)");
+  auto file = write("pipeline.yaml", sample_vectors_yaml("vectors"));
   ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet").first, 0);
   auto s = load_spec(file, stage_registry());
   fs::path npy = Store(s.store, StoreMode::ReadOnly).artifact_path(plan_key(s, "vectors")) / "vectors.npy";
@@ -187,21 +192,7 @@ stages:
 TEST_F(StoreProcessTest, TwoIdenticalTrainingRunsAtOnceBothSucceed) {
   if (!stage_registry().find("lvm.train") || !stage_registry().find("encode.gtr_t5"))
     GTEST_SKIP() << "the lvm or encode family is not built";
-  auto file = write("pipeline.yaml", R"(pipeline: train_twice
-store: store
-stages:
-  - name: articles
-    type: ingest.wikipedia
-    params: {path: ")" + std::string(LVMFLOW_SOURCE_DIR) + R"(/data/sample-pages-articles.xml"}
-    batch_size: 4
-  - name: chunks
-    type: chunk.text
-    inputs: [articles]
-  - name: vectors
-    type: encode.gtr_t5
-    inputs: [chunks]
-    params: {model: ""}
-  - name: windows
+  auto file = write("pipeline.yaml", sample_vectors_yaml("train_twice") + R"(  - name: windows
     type: seq.window
     inputs: [vectors]
     params: {context: 4, val_fraction: 0.15, seed: 42}
