@@ -8,6 +8,8 @@ packages=(
   libsentencepiece-dev libbz2-dev
   # SHA-256 of cache keys and fingerprints (pipeline/hash.cpp): OpenSSL's libcrypto.
   libssl-dev
+  # XXH3: the per-file checksums of committed artifacts (pipeline/artifact_check.cpp).
+  libxxhash-dev
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.

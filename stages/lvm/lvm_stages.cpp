@@ -167,9 +167,8 @@ class TrainStage : public BarrierStage {
   }
 
  private:
-  // Resume state lives beside the staging folders (each run gets a fresh staging folder),
-  // named by everything that decides the result except the epoch count, so a rerun after an
-  // interruption - even one asking for more epochs - finds it.
+  // Resume state is named by everything that decides the result except the epoch count, so a
+  // rerun after an interruption - even one asking for more epochs - finds it.
   fs::path resume_folder(StageContext& ctx, const std::string& fingerprint) const {
     Sha256 h;
     h.field("lvm.train");
@@ -178,7 +177,7 @@ class TrainStage : public BarrierStage {
       h.field(name).field(value.canonical);
     }
     h.field(fingerprint);
-    return ctx.artifact_dir().parent_path() / ("resume-" + h.hex().substr(0, 24));
+    return ctx.resume_dir(h.hex().substr(0, 24));
   }
 
   Json settings_json() const {

@@ -71,7 +71,7 @@ TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
 }
 
 // The engine gives every run a fresh staging folder; a rerun must still find the interrupted
-// run's state beside it (artifact_dir().parent_path()/resume-<key>) and continue from there.
+// run's state (StageContext::resume_dir, shared by TestContexts) and continue from there.
 TEST(LvmTrainStage, RerunAfterInterruptionResumesInANewStagingFolder) {
   auto windows = testdata::synthetic_window_batches();
   const std::map<std::string, std::string> params = {{"arch", "amn"}, {"hidden", "8"}, {"epochs", "3"},
