@@ -240,12 +240,14 @@ TEST_F(ProfileRun, SpansCanBeSwitchedOffForOverheadMeasurements) {
 }
 
 TEST_F(ProfileRun, CompareShowsTheSlowedStageAndTheReplays) {
-  auto a = spec(delay_pipeline("4"));
+  // 10 vs 20 ms: long enough that a loaded machine's late wake-ups (a few ms) cannot move the
+  // ratio out of its band.
+  auto a = spec(delay_pipeline("10"));
   RunResult ra = run(a);
   ASSERT_EQ(ra.status, "succeeded") << ra.error;
   // B: slow takes twice as long (forced: it and what reads it re-run, the rest is replayed),
   // and B has one more stage.
-  auto b = spec(delay_pipeline("8", "  - {name: extra, type: testing.map, inputs: [slow]}\n"));
+  auto b = spec(delay_pipeline("20", "  - {name: extra, type: testing.map, inputs: [slow]}\n"));
   PlanOptions force;
   force.force = {"slow"};   // delay_ms is not in the cache key
   RunResult rb = run(b, force);
