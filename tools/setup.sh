@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
-  libsentencepiece-dev libbz2-dev
+  libsentencepiece-dev libbz2-dev nlohmann-json3-dev
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.
