@@ -9,6 +9,7 @@
 #include <tbb/flow_graph.h>
 
 #include "pipeline/error.hpp"
+#include "pipeline/key_parts.hpp"
 
 namespace lvmflow {
 
@@ -545,6 +546,7 @@ std::string RunGraph::run() {
       } else {
         rt->stage = p.spec->info->make(p.spec->params);
         rt->staging = g.store.make_staging_dir(p.key);
+        write_key_parts(rt->staging / kKeyPartsFile, p);   // read by `lvmflow why`
         rt->batches_file.open(rt->staging / "batches.bin", std::ios::binary);
         switch (p.spec->info->kind) {
           case StageKind::Source: build_source(*rt); break;

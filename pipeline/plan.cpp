@@ -28,24 +28,35 @@ std::size_t Plan::index_of(const std::string& name) const {
 
 namespace {
 
-std::string stage_key(const StageSpec& s, const std::vector<std::string>& input_keys, Store& store) {
-  Sha256 h;
-  h.field("lvmflow-stage-key-v1").field(s.type).field(std::to_string(s.info->version));
+std::vector<KeyPart> key_parts(const StageSpec& s, const std::vector<std::pair<std::string, std::string>>& inputs,
+                               Store& store) {
+  std::vector<KeyPart> parts;
+  parts.push_back({"type", s.type, std::to_string(s.info->version)});
   for (const auto& doc : s.info->params) {
     if (!doc.affects_output || !s.params.has(doc.name)) continue;
-    h.field(doc.name).field(s.params.values().at(doc.name).canonical);
+    parts.push_back({"param", doc.name, s.params.values().at(doc.name).canonical});
   }
-  for (const auto& k : input_keys) h.field(k);
+  for (const auto& [name, key] : inputs) parts.push_back({"input", name, key});
   if (s.info->files_read) {
-    for (const auto& f : s.info->files_read(s.params)) h.field(f.string()).field(store.file_fingerprint(f));
+    for (const auto& f : s.info->files_read(s.params)) parts.push_back({"file", f.string(), store.file_fingerprint(f)});
   }
   // Batching changes how a source splits its output into batches, which is part of what is
   // stored and replayed.
-  if (s.batch_size) h.field("batch_size").field(std::to_string(s.batch_size));
-  return h.hex();
+  if (s.batch_size) parts.push_back({"batch_size", "batch_size", std::to_string(s.batch_size)});
+  return parts;
 }
 
 }  // namespace
+
+std::string key_of(const std::vector<KeyPart>& parts) {
+  Sha256 h;
+  h.field("lvmflow-stage-key-v1");
+  for (const auto& p : parts) {
+    if (p.kind != "input") h.field(p.name);   // inputs enter by key alone
+    h.field(p.value);
+  }
+  return h.hex();
+}
 
 Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& options) {
   auto known = [&](const std::string& name) {
@@ -93,9 +104,10 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
 
   for (std::size_t i = 0; i < plan.stages.size(); ++i) {
     auto& p = plan.stages[i];
-    std::vector<std::string> input_keys;
-    for (auto in : p.inputs) input_keys.push_back(plan.stages[in].key);
-    p.key = stage_key(*p.spec, input_keys, store);
+    std::vector<std::pair<std::string, std::string>> inputs;
+    for (auto in : p.inputs) inputs.emplace_back(plan.stages[in].spec->name, plan.stages[in].key);
+    p.key_parts = key_parts(*p.spec, inputs, store);
+    p.key = key_of(p.key_parts);
     // An uncached stage gets a fresh key each run, so everything downstream of it re-runs too:
     // its output may differ from the last run's.
     if (!p.spec->cache) p.key = Sha256().field(p.key).field("uncached").field(std::to_string(now_ms()) + "-" + std::to_string(i) + "-" + std::to_string(reinterpret_cast<std::uintptr_t>(&p))).hex();
@@ -125,7 +137,7 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
       }
     } else {
       p.action = Action::Run;
-      p.reason = "no stored output for this key";
+      p.reason = "no stored output for this key (`lvmflow why " + p.spec->name + "` says what changed)";
     }
   }
   // A cached stage streams its stored output only when a stage that runs reads it.

@@ -2,7 +2,9 @@
 // The plan: stages in topological order, each with its cache key and what the run will do
 // with it. Keys are known before anything runs, so `lvmflow plan` is exact.
 //   key = SHA-256(type, implementation version, canonical output-affecting params,
-//                 input keys in order, fingerprints of the files a source reads)
+//                 input keys in order, fingerprints of the files a stage reads)
+// The key is hashed from its parts (KeyPart), which are kept so `lvmflow why` can say which
+// part changed since a stage last ran.
 #include <set>
 #include <string>
 #include <vector>
@@ -21,9 +23,18 @@ enum class Action {
 };
 const char* to_string(Action a);
 
+// One part of a stage's cache key, in hashing order: kind "type" (name = type, value =
+// implementation version), "param" (name, canonical value), "input" (input stage name, its
+// key), "file" (path, SHA-256 of the content) or "batch_size" (value).
+struct KeyPart {
+  std::string kind, name, value;
+  bool operator==(const KeyPart&) const = default;
+};
+
 struct PlannedStage {
   const StageSpec* spec = nullptr;
   std::string key;
+  std::vector<KeyPart> key_parts;      // what `key` is the hash of
   Action action = Action::Run;
   std::string reason;                  // why this action (for `plan`)
   // The stored output exists but failed its check (what was found); the stage runs again.
@@ -45,5 +56,8 @@ struct Plan {
 };
 
 Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& options);
+
+// The key of `parts` (identical to the keys lvmflow has always computed from them).
+std::string key_of(const std::vector<KeyPart>& parts);
 
 }  // namespace lvmflow

@@ -18,6 +18,18 @@ std::filesystem::path StageContext::resume_dir(const std::string&) {
 }
 
 void StageRegistry::add(StageInfo info) {
+  if (family_.empty())
+    throw Error("stage registry", "stage type '" + info.type + "' is registered outside a stage family",
+                "register it from its family's register_<family>_stages() or pass the family to add()");
+  add(std::move(info), family_);
+}
+
+void StageRegistry::add(StageInfo info, const std::string& family) {
+  if (!info.type.starts_with(family + ".") || info.type.size() == family.size() + 1)
+    throw Error("stage registry", "stage type '" + info.type + "' is registered by family '" + family +
+                                      "' (stages/" + family + "/)",
+                "name it '" + family + ".<name>' or move it to the folder its prefix names: a stage type's "
+                "prefix is its folder");
   if (infos_.count(info.type)) throw Error("stage registry", "stage type '" + info.type + "' registered twice");
   if (!info.make) throw Error("stage registry", "stage type '" + info.type + "' has no factory");
   std::string type = info.type;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/batch.hpp"
@@ -125,12 +126,34 @@ struct StageInfo {
 
 class StageRegistry {
  public:
+  // Registers `info` for the stage family `family` (its folder under stages/). Throws
+  // lvmflow::Error unless info.type is "<family>.<name>": a reader finds every stage type in
+  // the folder its prefix names.
+  void add(StageInfo info, const std::string& family);
+  // The same for the family whose registration is in progress (FamilyScope); throws when none is.
   void add(StageInfo info);
+
+  // While alive, add(info) registers for `family`. The generated register_all.cpp opens one
+  // around each family's register_<folder>_stages(), with the family name CMake gives it.
+  class FamilyScope {
+   public:
+    FamilyScope(StageRegistry& registry, std::string family)
+        : registry_(registry), previous_(std::exchange(registry.family_, std::move(family))) {}
+    ~FamilyScope() { registry_.family_ = std::move(previous_); }
+    FamilyScope(const FamilyScope&) = delete;
+    FamilyScope& operator=(const FamilyScope&) = delete;
+
+   private:
+    StageRegistry& registry_;
+    std::string previous_;
+  };
+
   const StageInfo* find(const std::string& type) const;
   std::vector<const StageInfo*> all() const;   // sorted by type
 
  private:
   std::map<std::string, StageInfo> infos_;
+  std::string family_;   // of the registration in progress (FamilyScope)
 };
 
 // Registers every stage family linked into the program (generated stages/register_all.cpp).

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
-  libsentencepiece-dev libbz2-dev
+  libsentencepiece-dev libbz2-dev nlohmann-json3-dev
   # SHA-256 of cache keys and fingerprints (pipeline/hash.cpp): OpenSSL's libcrypto.
   libssl-dev
   # XXH3: the per-file checksums of committed artifacts (pipeline/artifact_check.cpp).

@@ -1,7 +1,7 @@
 #include "stages/common/json.hpp"
-#include "stages/common/utf8.hpp"
 
-#include <charconv>
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -102,274 +102,107 @@ const Json& Json::at(const std::string& key, const std::string& where) const {
 Json& Json::operator[](const std::string& key) { return mutable_object()[key]; }
 
 namespace {
-void dump_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
-void newline(std::string& out, int indent, int depth) {
-  if (indent <= 0) return;
-  out += '\n';
-  out.append(static_cast<std::size_t>(indent * depth), ' ');
-}
-}  // namespace
+constexpr std::size_t kMaxDepth = 512;   // deeper documents are refused, not parsed recursively
 
-void Json::dump_to(std::string& out, int indent, int depth) const {
-  switch (kind_) {
-    case Kind::Null: out += "null"; break;
-    case Kind::Bool: out += bool_ ? "true" : "false"; break;
-    case Kind::Number: {
-      char buf[40];
-      std::to_chars_result r;
-      if (is_integer_) {
-        r = std::to_chars(buf, buf + sizeof buf, integer_);
-      } else if (!std::isfinite(number_)) {
-        out += "null";  // JSON has no NaN/Inf
-        break;
-      } else {
-        r = std::to_chars(buf, buf + sizeof buf, number_);  // shortest round-trip form
-      }
-      out.append(buf, r.ptr);
-      break;
-    }
-    case Kind::String: dump_string(out, string_); break;
-    case Kind::Array: {
-      out += '[';
-      for (std::size_t i = 0; i < array_.size(); ++i) {
-        if (i) out += ',';
-        newline(out, indent, depth + 1);
-        array_[i].dump_to(out, indent, depth + 1);
-      }
-      if (!array_.empty()) newline(out, indent, depth);
-      out += ']';
-      break;
-    }
-    case Kind::Object: {
-      out += '{';
-      bool first = true;
-      for (const auto& [k, v] : object_) {
-        if (!first) out += ',';
-        first = false;
-        newline(out, indent, depth + 1);
-        dump_string(out, k);
-        out += indent > 0 ? ": " : ":";
-        v.dump_to(out, indent, depth + 1);
-      }
-      if (!object_.empty()) newline(out, indent, depth);
-      out += '}';
-      break;
-    }
-  }
-}
-
-std::string Json::dump(int indent) const {
-  std::string out;
-  dump_to(out, indent, 0);
-  return out;
-}
-
-class JsonParser {
+// nlohmann's SAX events -> our value tree. The parser itself is nlohmann's; this only builds
+// the Json values the rest of lvmflow reads, and turns its errors into lvmflow::Error.
+class TreeBuilder : public nlohmann::json_sax<nlohmann::json> {
  public:
-  JsonParser(std::string_view text, const std::string& where) : s_(text), where_(where) {}
+  explicit TreeBuilder(const std::string& where) : where_(where) {}
+  Json take() { return std::move(root_); }
 
-  Json parse_document() {
-    Json v = parse_value(0);
-    skip_space();
-    if (pos_ != s_.size()) fail("unexpected text after the JSON value");
-    return v;
+  bool null() override { return add(Json()); }
+  bool boolean(bool b) override { return add(Json(b)); }
+  bool number_integer(number_integer_t i) override { return add(Json(static_cast<std::int64_t>(i))); }
+  bool number_unsigned(number_unsigned_t u) override { return add(Json(static_cast<std::uint64_t>(u))); }
+  bool number_float(number_float_t d, const string_t&) override { return add(Json(d)); }
+  bool string(string_t& s) override { return add(Json(std::move(s))); }
+  bool binary(binary_t&) override { return false; }   // JSON text has no binary values
+  bool start_object(std::size_t) override { return open(Json(Json::Object{})); }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(Json(Json::Array{})); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> the text after the prefix.
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    throw Error(where_, "invalid JSON at offset " + std::to_string(position) + ": " + what,
+                "fix or regenerate the file");
   }
 
  private:
-  static constexpr int kMaxDepth = 256;  // guards the recursion against hostile input
-
-  [[noreturn]] void fail(const std::string& why) const {
-    throw Error(where_, "invalid JSON at offset " + std::to_string(pos_) + ": " + why,
-                "check that the file is complete and was written as JSON");
+  Json* add(Json v, bool container) {
+    Json* placed;
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      placed = &root_;
+    } else if (stack_.back()->is_array()) {
+      auto& a = stack_.back()->mutable_array();
+      a.push_back(std::move(v));
+      placed = &a.back();
+    } else {
+      placed = &(stack_.back()->mutable_object()[key_] = std::move(v));
+    }
+    if (container) stack_.push_back(placed);
+    return placed;
   }
-
-  void skip_space() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-      ++pos_;
+  bool add(Json v) { return add(std::move(v), false) != nullptr; }
+  bool open(Json v) {
+    if (stack_.size() >= kMaxDepth)
+      throw Error(where_, "JSON nested deeper than " + std::to_string(kMaxDepth) + " levels",
+                  "lvmflow's JSON files are flat; is this the right file?");
+    return add(std::move(v), true) != nullptr;
   }
-
-  bool consume_literal(std::string_view lit) {
-    if (s_.substr(pos_, lit.size()) != lit) return false;
-    pos_ += lit.size();
+  bool close() {
+    stack_.pop_back();
     return true;
   }
 
-  Json parse_value(int depth) {
-    if (depth > kMaxDepth) fail("nesting too deep");
-    skip_space();
-    if (pos_ >= s_.size()) fail("unexpected end of input");
-    char c = s_[pos_];
-    if (c == '{') return parse_object(depth);
-    if (c == '[') return parse_array(depth);
-    if (c == '"') return Json(parse_string());
-    if (consume_literal("true")) return Json(true);
-    if (consume_literal("false")) return Json(false);
-    if (consume_literal("null")) return Json();
-    if (c == '-' || (c >= '0' && c <= '9')) return parse_number();
-    fail(std::string("unexpected character '") + c + "'");
-  }
-
-  Json parse_object(int depth) {
-    ++pos_;  // '{'
-    Json obj{Json::Object{}};
-    skip_space();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return obj;
-    }
-    while (true) {
-      skip_space();
-      if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key");
-      std::string key = parse_string();
-      skip_space();
-      if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after a key");
-      ++pos_;
-      obj.object_[std::move(key)] = parse_value(depth + 1);
-      skip_space();
-      if (pos_ >= s_.size()) fail("unexpected end of input inside an object");
-      if (s_[pos_] == ',') { ++pos_; continue; }
-      if (s_[pos_] == '}') { ++pos_; return obj; }
-      fail("expected ',' or '}' in an object");
-    }
-  }
-
-  Json parse_array(int depth) {
-    ++pos_;  // '['
-    Json arr{Json::Array{}};
-    skip_space();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return arr;
-    }
-    while (true) {
-      arr.array_.push_back(parse_value(depth + 1));
-      skip_space();
-      if (pos_ >= s_.size()) fail("unexpected end of input inside an array");
-      if (s_[pos_] == ',') { ++pos_; continue; }
-      if (s_[pos_] == ']') { ++pos_; return arr; }
-      fail("expected ',' or ']' in an array");
-    }
-  }
-
-  unsigned parse_hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-
-
-  std::string parse_string() {
-    ++pos_;  // opening quote
-    std::string out;
-    while (true) {
-      if (pos_ >= s_.size()) fail("unterminated string");
-      char c = s_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character inside a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= s_.size()) fail("unterminated escape");
-      char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = parse_hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // surrogate pair
-            if (!consume_literal("\\u")) fail("unpaired surrogate in \\u escape");
-            unsigned lo = parse_hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) fail("bad low surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: fail(std::string("unknown escape '\\") + e + "'");
-      }
-    }
-  }
-
-  Json parse_number() {
-    std::size_t start = pos_;
-    bool integral = true;
-    if (s_[pos_] == '-') ++pos_;
-    auto digits = [&] {
-      std::size_t d = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ - d;
-    };
-    if (digits() == 0) fail("expected digits in a number");
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      integral = false;
-      ++pos_;
-      if (digits() == 0) fail("expected digits after '.'");
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      integral = false;
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (digits() == 0) fail("expected digits in an exponent");
-    }
-    const char* first = s_.data() + start;
-    const char* last = s_.data() + pos_;
-    if (integral) {
-      std::int64_t i = 0;
-      auto r = std::from_chars(first, last, i);
-      if (r.ec == std::errc() && r.ptr == last) return Json(i);
-    }
-    double d = 0;
-    auto r = std::from_chars(first, last, d);
-    if (r.ec != std::errc() || r.ptr != last) fail("number out of range");
-    return Json(d);
-  }
-
-  std::string_view s_;
   std::string where_;
-  std::size_t pos_ = 0;
+  Json root_;
+  std::vector<Json*> stack_;   // open containers; parents never change while a child is open
+  std::string key_;
 };
 
+nlohmann::json to_library(const Json& v) {
+  switch (v.kind()) {
+    case Json::Kind::Null: return nullptr;
+    case Json::Kind::Bool: return v.as_bool();
+    case Json::Kind::Number:
+      if (v.is_integer()) return v.as_int();
+      return v.as_double();   // NaN/Inf are written as null
+    case Json::Kind::String: return v.as_string();
+    case Json::Kind::Array: {
+      nlohmann::json a = nlohmann::json::array();
+      for (const Json& x : v.as_array()) a.push_back(to_library(x));
+      return a;
+    }
+    case Json::Kind::Object: {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& [k, x] : v.as_object()) o[k] = to_library(x);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string Json::dump(int indent) const {
+  // Invalid UTF-8 in a string becomes U+FFFD instead of an exception.
+  return to_library(*this).dump(indent > 0 ? indent : -1, ' ', /*ensure_ascii=*/false,
+                                nlohmann::json::error_handler_t::replace);
+}
+
 Json Json::parse(std::string_view text, const std::string& where) {
-  return JsonParser(text, where).parse_document();
+  TreeBuilder builder(where);
+  nlohmann::json::sax_parse(text.begin(), text.end(), &builder);
+  return builder.take();
 }
 
 Json read_json_file(const std::string& path) {

@@ -1,8 +1,9 @@
 #pragma once
-// A small JSON reader/writer for the files lvmflow exchanges with the Python world:
-// safetensors headers, Hugging Face config.json / modules.json, model.json, encoder.json.
-// Not a general-purpose library: numbers are doubles (plus the exact integer when the text
-// is one), objects keep their keys sorted. Torch-free.
+// The JSON values lvmflow exchanges with the Python world (safetensors headers, Hugging Face
+// config.json / modules.json, model.json, encoder.json). Parsing and writing are
+// nlohmann-json's (Debian nlohmann-json3-dev); this class is the small value type the code
+// reads, with typed accessors whose errors name the file and the key. Numbers are doubles
+// (plus the exact integer when the text is one); objects keep their keys sorted. Torch-free.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,7 +65,6 @@ class Json {
   static Json parse(std::string_view text, const std::string& where = "json");
 
  private:
-  void dump_to(std::string& out, int indent, int depth) const;
   Kind kind_ = Kind::Null;
   bool bool_ = false;
   bool is_integer_ = false;
@@ -73,7 +73,6 @@ class Json {
   std::string string_;
   Array array_;
   Object object_;
-  friend class JsonParser;
 };
 
 // Reads and parses a JSON file; errors name the file.

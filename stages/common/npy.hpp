@@ -1,6 +1,9 @@
 #pragma once
 // NumPy .npy files (format version 1.0), little-endian float32, C order, so numpy.load opens
 // what lvmflow writes. NpyWriter streams rows and patches the shape in the header at close.
+// Ours because the one Debian C++ option, xtensor's xnpy.hpp (libxtensor-dev), only loads
+// and dumps whole in-memory arrays and would pull xtensor in for this: lvmflow streams rows
+// out (the shape is known only at close) and needs float32 C-order files only.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>

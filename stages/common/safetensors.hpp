@@ -3,6 +3,8 @@
 // 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
 // then the raw tensor bytes. The reader maps the file (mmap) and never copies tensor data.
 // Torch-free on purpose: the engine and tools can use it without libtorch headers.
+// Ours because no Debian package offers a C++ safetensors reader (only the Rust crate and
+// the Python bindings exist); the format is small and fully specified.
 #include <cstdint>
 #include <filesystem>
 #include <map>

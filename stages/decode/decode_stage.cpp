@@ -1,6 +1,7 @@
-// decode.vec2text (map): vectors (e.g. lvm.predict output) -> text.
-//   With vec2text checkpoints: inversion model + corrector (Vec2TextInverter).
-//   Without: the nearest chunk of a retrieve.index side input, labelled `decode: nearest-chunk`.
+// Vectors (e.g. lvm.predict output) -> text, two stage types over one map stage:
+//   decode.vec2text: inversion model + corrector (Vec2TextInverter); the checkpoints are required.
+//   decode.nearest:  the nearest chunk of a retrieve.index side input (retrieve's index code),
+//                    labelled `decode: nearest-chunk`: retrieval, not generation.
 // Per row it reports the text, the method, a score, the cosine between the target vector and
 // the re-encoded text (when an encoder is configured) and BLEU-4 / token F1 against the true
 // chunk text when the row id names a chunk of the index.
@@ -14,6 +15,7 @@
 #include "pipeline/error.hpp"
 #include "pipeline/hash.hpp"
 #include "pipeline/stage.hpp"
+#include "stages/common/t5/checkpoint_files.hpp"
 #include "stages/decode/text_metrics.hpp"
 #include "stages/decode/vec2text_config.hpp"
 #include "stages/decode/vec2text_inverter.hpp"
@@ -26,7 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kType = "decode.vec2text";
+constexpr const char* kVec2TextType = "decode.vec2text";
+constexpr const char* kNearestType = "decode.nearest";
 constexpr const char* kNearestChunk = "decode: nearest-chunk";
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -45,42 +48,55 @@ struct DecodeOptions {
   bool uses_vec2text() const { return !vec2text.inversion_model.empty(); }
 };
 
+// Params of both types; the vec2text ones only when the type has them (decode.vec2text).
 DecodeOptions options_from(const Params& p) {
   DecodeOptions o;
+  o.encoder_model = path_param(p, "encoder_model");
+  o.pooling = p.get_string("pooling");
+  o.batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, p.get_int("batch_size")));
+  o.threads = static_cast<int>(p.get_int("threads"));
+  o.sample_fraction = p.get_float("sample_fraction");
+  if (!p.has("num_steps")) return o;   // decode.nearest
   o.vec2text.inversion_model = path_param(p, "inversion_model");
   o.vec2text.corrector_model = path_param(p, "corrector_model");
   o.vec2text.search.num_steps = p.get_int("num_steps");
   o.vec2text.search.sequence_beam_width = p.get_int("sequence_beam_width");
   o.vec2text.search.num_beams = p.get_int("num_beams");
   o.vec2text.search.max_length = p.get_int("max_length");
-  o.encoder_model = path_param(p, "encoder_model");
   o.tokenizer = path_param(p, "tokenizer");
-  o.pooling = p.get_string("pooling");
-  o.vec2text.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kType) + " param dtype");
-  o.batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, p.get_int("batch_size")));
-  o.threads = static_cast<int>(p.get_int("threads"));
-  o.sample_fraction = p.get_float("sample_fraction");
+  o.vec2text.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kVec2TextType) + " param dtype");
   return o;
 }
 
-// The engine reports these with the stage's spec location, so each message names its param.
-void validate(const Params& p) {
+// Checks both types share. The engine reports these with the stage's spec location, so each
+// message names its param.
+void validate_common(const Params& p, const std::string& where) {
   const DecodeOptions o = options_from(p);
-  const std::string where = kType;
-  for (const char* name : {"num_steps", "sequence_beam_width", "max_length", "threads"})
-    if (p.get_int(name) < 0)
-      throw Error(where, std::string("param ") + name + " must be >= 0, found " + std::to_string(p.get_int(name)));
-  for (const char* name : {"num_beams", "batch_size"})
-    if (p.get_int(name) < 1)
-      throw Error(where, std::string("param ") + name + " must be >= 1, found " + std::to_string(p.get_int(name)));
+  if (p.get_int("threads") < 0)
+    throw Error(where, "param threads must be >= 0, found " + std::to_string(p.get_int("threads")));
+  if (p.get_int("batch_size") < 1)
+    throw Error(where, "param batch_size must be >= 1, found " + std::to_string(p.get_int("batch_size")));
   if (!(o.sample_fraction > 0 && o.sample_fraction <= 1))
     throw Error(where, "param sample_fraction must be in (0, 1], found " + std::to_string(o.sample_fraction));
+  if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
+  if (!o.encoder_model.empty()) check_gtr_t5_folder(o.encoder_model, where + " param encoder_model");
+}
+
+void validate_vec2text(const Params& p) {
+  const std::string where = kVec2TextType;
+  validate_common(p, where);
+  const DecodeOptions o = options_from(p);
+  if (!o.uses_vec2text())
+    throw Error(where, "param inversion_model: no vec2text inversion checkpoint is set",
+                "download jxm/gtr__nq__32 (inversion_model) and jxm/gtr__nq__32__correct (corrector_model) from the "
+                "Hugging Face hub, or use type decode.nearest to decode each vector to its nearest indexed chunk");
+  for (const char* name : {"num_steps", "sequence_beam_width", "max_length"})
+    if (p.get_int(name) < 0)
+      throw Error(where, std::string("param ") + name + " must be >= 0, found " + std::to_string(p.get_int(name)));
+  if (p.get_int("num_beams") < 1)
+    throw Error(where, "param num_beams must be >= 1, found " + std::to_string(p.get_int("num_beams")));
   if (o.vec2text.search.max_length == 1)
     throw Error(where, "param max_length must be 0 (the checkpoint's max_seq_length) or >= 2");
-  if (o.pooling != "auto") parse_pooling(o.pooling, where + " param pooling");
-  if (!o.uses_vec2text() && !o.vec2text.corrector_model.empty())
-    throw Error(where, "param corrector_model is set without inversion_model, which makes the first hypothesis",
-                "set inversion_model too (e.g. jxm/gtr__nq__32 next to jxm/gtr__nq__32__correct)");
   if (o.vec2text.search.num_steps > 0 && o.vec2text.corrector_model.empty())
     throw Error(where, "param num_steps " + std::to_string(o.vec2text.search.num_steps) + ": corrections need corrector_model",
                 "set corrector_model or num_steps: 0");
@@ -89,11 +105,24 @@ void validate(const Params& p) {
                            ": corrections re-embed every hypothesis with GTR-T5, but encoder_model is not set",
                 "set encoder_model to a gtr-t5-base folder");
   for (const auto& [name, dir] : {std::pair<const char*, fs::path>{"inversion_model", o.vec2text.inversion_model},
-                                  {"corrector_model", o.vec2text.corrector_model},
-                                  {"encoder_model", o.encoder_model}})
+                                  {"corrector_model", o.vec2text.corrector_model}})
     if (!dir.empty() && !fs::is_directory(dir))
       throw Error(where, std::string("param ") + name + ": folder " + dir.string() + " does not exist",
-                  "point it at the model folder");
+                  "point it at a download of jxm/gtr__nq__32 (inversion) or jxm/gtr__nq__32__correct (corrector)");
+}
+
+// The checkpoint, encoder and tokenizer files decide the texts: fingerprinted into the cache
+// key, so replacing a model in place re-runs the stage.
+std::vector<fs::path> model_files(const Params& p) {
+  const DecodeOptions o = options_from(p);
+  std::vector<fs::path> files;
+  for (const fs::path& dir : {o.vec2text.inversion_model, o.vec2text.corrector_model})
+    if (!dir.empty())
+      for (const auto& f : checkpoint_files(dir)) files.push_back(f);
+  if (!o.encoder_model.empty())
+    for (const auto& f : gtr_t5_model_files(o.encoder_model)) files.push_back(f);
+  if (!o.tokenizer.empty() && fs::is_regular_file(o.tokenizer)) files.push_back(o.tokenizer);
+  return files;
 }
 
 // Whether row `id` is in the decoded sample: SHA-256 of the id read as a number in [0, 1), so
@@ -122,7 +151,9 @@ Batch select_rows(const Batch& in, const std::vector<std::size_t>& keep) {
   return out;
 }
 
-std::string stage_where(const StageContext& ctx) { return "stage '" + ctx.stage_name() + "' (" + kType + ")"; }
+std::string stage_where(const StageContext& ctx, bool vec2text) {
+  return "stage '" + ctx.stage_name() + "' (" + (vec2text ? kVec2TextType : kNearestType) + ")";
+}
 
 double cosine(const float* a, const float* b, std::size_t n) {
   double ab = 0, aa = 0, bb = 0;
@@ -139,22 +170,21 @@ class DecodeStage : public MapStage {
   explicit DecodeStage(DecodeOptions o) : options_(std::move(o)) {}
 
   void start(StageContext& ctx) override {
-    const std::string where = stage_where(ctx);
+    const std::string where = stage_where(ctx, options_.uses_vec2text());
     if (options_.threads > 0) set_encoder_threads(options_.threads);
     for (std::size_t i = 1; i < ctx.input_count(); ++i) {
       const fs::path dir = ctx.input_dir(i);
       if (!fs::exists(dir / "index.faiss"))
         throw Error(where + ", input '" + ctx.input_name(i) + "'", "is not a retrieve.index stage (no index.faiss in " +
                                                                        dir.string() + ")",
-                    "side inputs of decode.vec2text are retrieve.index stages");
+                    "the second input of a decode stage is a retrieve.index stage");
       if (index_) throw Error(where, "more than one retrieve.index side input", "give one index");
       index_.emplace(open_index_folder(dir, /*mmap=*/true, 0, 0, where + ", index '" + ctx.input_name(i) + "'"));
       for (std::size_t r = 0; r < index_->chunks.size(); ++r) chunk_rows_.emplace(index_->chunks.id(r), r);
     }
     if (!options_.uses_vec2text() && !index_)
-      throw Error(where, "no vec2text models and no retrieve.index side input: nothing to decode with",
-                  "set inversion_model (+ corrector_model) or add a retrieve.index stage as second input "
-                  "for the nearest-chunk decode");
+      throw Error(where, "no retrieve.index input: nothing to decode with",
+                  "give a retrieve.index stage as second input: `inputs: [<vectors>, <index>]`");
 
     const bool vec2text = options_.uses_vec2text();
     if (!options_.encoder_model.empty()) {
@@ -183,15 +213,14 @@ class DecodeStage : public MapStage {
       ctx.log(inverter_->describe());
     } else {
       method_ = kNearestChunk;
-      ctx.log(std::string(kNearestChunk) + ": no vec2text models configured; each vector decodes to the text of "
-              "its nearest chunk in " + index_->index.describe() + " (" + std::to_string(index_->index.size()) +
+      ctx.log(std::string(kNearestChunk) + ": each vector decodes to the text of its nearest chunk in " + index_->index.describe() + " (" + std::to_string(index_->index.size()) +
               " chunks). This is retrieval, not generation.");
     }
     ctx.metric_text("decode_method", method_);
   }
 
   Batch process(StageContext& ctx, const Batch& all) override {
-    const std::string where = stage_where(ctx) + ", input '" + ctx.input_name(0) + "'";
+    const std::string where = stage_where(ctx, options_.uses_vec2text()) + ", input '" + ctx.input_name(0) + "'";
     all.check_consistent(where);
     std::vector<std::size_t> keep;
     for (std::size_t r = 0; r < all.rows(); ++r)
@@ -312,42 +341,68 @@ class DecodeStage : public MapStage {
   double cosine_sum_ = 0, bleu_sum_ = 0, f1_sum_ = 0;
 };
 
+StageInfo decode_info(const char* type, std::string summary) {
+  StageInfo info;
+  info.type = type;
+  info.version = 1;
+  info.kind = StageKind::Map;
+  info.summary = std::move(summary);
+  info.min_inputs = 1;
+  info.max_inputs = 2;
+  info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<DecodeStage>(options_from(p)); };
+  info.files_read = model_files;
+  return info;
+}
+
+// The params both types have.
+std::vector<ParamDoc> common_params(const char* pooling_help) {
+  return {
+      {"encoder_model", ParamType::Path, "", "GTR-T5 folder (a download of sentence-transformers/gtr-t5-base): "
+                                             "re-embeds each text for text_cosine (and vec2text's corrections)"},
+      {"pooling", ParamType::String, "auto", pooling_help},
+      {"sample_fraction", ParamType::Float, "1", "decode only this share of the rows, chosen by a hash of the "
+                                                 "row id (stable across runs and batchings); the others are dropped"},
+      {"batch_size", ParamType::Int, "8", "vectors decoded together", false, false},
+      {"threads", ParamType::Int, "0", "tensor library threads (0: default)", false, false},
+  };
+}
+
 }  // namespace
 
 void register_decode_stages(StageRegistry& registry) {
-  StageInfo info;
-  info.type = kType;
-  info.version = 1;
-  info.kind = StageKind::Map;
-  info.summary =
-      "Vectors -> text: vec2text (inversion model + corrector, natively in libtorch) when its checkpoints are "
-      "configured, else the nearest chunk of a retrieve.index side input (`decode: nearest-chunk`); with "
-      "cosine of the re-encoded text and BLEU-4 / token F1 against the true chunk when known";
-  info.params = {
-      {"inversion_model", ParamType::Path, "", "vec2text inversion checkpoint folder (e.g. jxm/gtr__nq__32); "
-                                               "empty: nearest-chunk decode from the retrieve.index side input"},
-      {"corrector_model", ParamType::Path, "", "vec2text corrector checkpoint folder (e.g. jxm/gtr__nq__32__correct)"},
-      {"encoder_model", ParamType::Path, "", "GTR-T5 folder (sentence-transformers/gtr-t5-base): re-embeds "
-                                             "hypotheses for the corrector and gives text_cosine"},
+  StageInfo v2t = decode_info(
+      kVec2TextType,
+      "Vectors -> text with vec2text (inversion model + corrector, natively in libtorch; checkpoints required: "
+      "jxm/gtr__nq__32 and jxm/gtr__nq__32__correct); with cosine of the re-encoded text and, given a "
+      "retrieve.index as second input, BLEU-4 / token F1 against the true chunk");
+  v2t.params = {
+      {"inversion_model", ParamType::Path, "", "vec2text inversion checkpoint folder: download jxm/gtr__nq__32 "
+                                               "(and jxm/gtr__nq__32__correct for corrector_model) from the Hugging "
+                                               "Face hub; to decode without models use type decode.nearest", true},
+      {"corrector_model", ParamType::Path, "", "vec2text corrector checkpoint folder: a download of "
+                                               "jxm/gtr__nq__32__correct (needed when num_steps > 0)"},
       {"tokenizer", ParamType::Path, "", "T5 spiece.model; default: the one in inversion_model or encoder_model"},
-      {"pooling", ParamType::String, "auto", "pooling for text_cosine: auto (vec2text with vec2text models, "
-                                             "sentence-transformers for nearest-chunk), vec2text, sentence-transformers"},
       {"num_steps", ParamType::Int, "0", "corrector steps after the first hypothesis (0: hypothesis only)"},
       {"sequence_beam_width", ParamType::Int, "0", "hypotheses kept between correction steps, ranked by cosine"},
       {"num_beams", ParamType::Int, "1", "token-level beam search width in each generation (1: greedy)"},
       {"max_length", ParamType::Int, "0", "generated tokens incl. the start token; 0: the checkpoint's max_seq_length"},
-      {"sample_fraction", ParamType::Float, "1", "decode only this share of the rows, chosen by a hash of the "
-                                                 "row id (stable across runs and batchings); the others are dropped"},
       {"dtype", ParamType::String, "float32", "vec2text projection weights: float32 (exact), bfloat16 or int8 "
                                               "(dynamic quantisation): less memory traffic per generated token; texts may differ"},
-      {"batch_size", ParamType::Int, "8", "vectors decoded together", false, false},
-      {"threads", ParamType::Int, "0", "tensor library threads (0: default)", false, false},
   };
-  info.min_inputs = 1;
-  info.max_inputs = 2;
-  info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<DecodeStage>(options_from(p)); };
-  info.validate = validate;
-  registry.add(std::move(info));
+  for (auto& d : common_params("pooling for text_cosine: auto (= vec2text), vec2text, sentence-transformers"))
+    v2t.params.push_back(std::move(d));
+  v2t.validate = validate_vec2text;
+  registry.add(std::move(v2t));
+
+  StageInfo nearest = decode_info(
+      kNearestType,
+      "Vectors -> the text of their nearest chunk in a retrieve.index stage (second input), labelled "
+      "`decode: nearest-chunk`: retrieval, not generation, and no model needed; with BLEU-4 / token F1 against "
+      "the true chunk and, given encoder_model, the cosine of the re-encoded text");
+  nearest.params = common_params("pooling for text_cosine: auto (= sentence-transformers), vec2text, sentence-transformers");
+  nearest.min_inputs = 2;
+  nearest.validate = [](const Params& p) { validate_common(p, kNearestType); };
+  registry.add(std::move(nearest));
 }
 
 }  // namespace lvmflow

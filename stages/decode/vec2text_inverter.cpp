@@ -9,6 +9,7 @@
 
 #include "pipeline/error.hpp"
 #include "stages/common/sentencepiece_tokenizer.hpp"
+#include "stages/decode/t5_generate.hpp"
 #include "stages/decode/vec2text_models.hpp"
 #include "stages/encode/text_encoder.hpp"
 
@@ -30,12 +31,12 @@ at::Tensor pad_sequences(const Sequences& seqs) {
 
 // One generation: greedy when one candidate is wanted, else beam search returning `count`
 // hypotheses per row (rows of one input adjacent, best first).
-Sequences generate(const T5Seq2Seq& t5, const at::Tensor& x, const at::Tensor& mask, std::int64_t count,
+Sequences generate(const T5EncoderDecoder& t5, const at::Tensor& x, const at::Tensor& mask, std::int64_t count,
                    std::int64_t max_length) {
   at::Tensor encoded = t5.encode(x, mask);
-  if (count == 1) return t5.greedy(encoded, mask, max_length);
+  if (count == 1) return t5_greedy(t5, encoded, mask, max_length);
   Sequences out;
-  for (auto& row : t5.beam_search(encoded, mask, count, max_length, count))
+  for (auto& row : t5_beam_search(t5, encoded, mask, count, max_length, count))
     for (auto& hyp : row) out.push_back(std::move(hyp.tokens));
   return out;
 }
@@ -77,7 +78,7 @@ struct Vec2TextInverter::Impl {
     std::vector<int> keep;
     const std::int64_t pieces = tokenizer.piece_size();
     for (std::int64_t id : ids)
-      if (id != T5Seq2Seq::kPad && id != T5Seq2Seq::kEos && id != tokenizer.unk_id() && id < pieces)
+      if (id != T5EncoderDecoder::kPad && id != T5EncoderDecoder::kEos && id != tokenizer.unk_id() && id < pieces)
         keep.push_back(static_cast<int>(id));
     return tokenizer.decode(keep);
   }
@@ -110,7 +111,7 @@ struct Vec2TextInverter::Impl {
     const std::int64_t per_row = std::max(width, search.num_beams);   // num_return_sequences
     for (std::int64_t step = 0; step < steps; ++step) {
       at::Tensor ids = pad_sequences(hyp);
-      auto [x, m] = corrector->encoder_inputs(targets, h, ids, (ids != T5Seq2Seq::kPad).to(at::kLong));
+      auto [x, m] = corrector->encoder_inputs(targets, h, ids, (ids != T5EncoderDecoder::kPad).to(at::kLong));
       Sequences cands = generate(corrector->t5(), x, m, per_row, max_length(search));
       at::Tensor cand_emb = embed(cands);
       if (static_cast<std::int64_t>(cands.size()) == targets.size(0)) {   // greedy: one per row

@@ -77,7 +77,7 @@ std::pair<at::Tensor, at::Tensor> CorrectorModel::encoder_inputs(const at::Tenso
                                                                  const at::Tensor& hypothesis_ids,
                                                                  const at::Tensor& hypothesis_mask) const {
   const std::int64_t B = target.size(0);
-  at::Tensor sep = t5_.embed(at::full({B, 1}, T5Seq2Seq::kEos, at::kLong));
+  at::Tensor sep = t5_.embed(at::full({B, 1}, T5EncoderDecoder::kEos, at::kLong));
   at::Tensor x = at::cat({sep, target_(target), sep, hypothesis_(hypothesis), sep, difference_(target - hypothesis),
                           sep, t5_.embed(hypothesis_ids)},
                          1);

@@ -1,14 +1,14 @@
 #pragma once
-// The two vec2text models (Morris et al. 2023; github.com/jxmorris12/vec2text) on top of
-// T5Seq2Seq: the inversion ("hypothesis") model of models/inversion.py and the corrector of
-// models/corrector_encoder.py. Torch translation units only.
+// The two vec2text models (Morris et al. 2023; github.com/jxmorris12/vec2text) on top of the
+// shared T5 encoder-decoder (stages/common/t5): the inversion ("hypothesis") model of
+// models/inversion.py and the corrector of models/corrector_encoder.py. Torch TUs only.
 #include <filesystem>
 #include <string>
 #include <utility>
 
 #include <ATen/core/Tensor.h>
 
-#include "stages/decode/t5_seq2seq.hpp"
+#include "stages/common/t5/t5_model.hpp"
 #include "stages/decode/vec2text_config.hpp"
 
 namespace lvmflow {
@@ -32,7 +32,7 @@ class InversionModel {
  public:
   explicit InversionModel(const std::filesystem::path& folder, ComputeDType dtype = ComputeDType::Float32);
   const Vec2TextConfig& config() const { return config_; }
-  const T5Seq2Seq& t5() const { return t5_; }
+  const T5EncoderDecoder& t5() const { return t5_; }
   std::int64_t embedder_dim() const { return transform_.embedder_dim(); }
   // Encoder input for target embeddings [B, e]: the pseudo tokens and an all-ones mask.
   std::pair<at::Tensor, at::Tensor> encoder_inputs(const at::Tensor& embeddings) const;
@@ -40,7 +40,7 @@ class InversionModel {
  private:
   Vec2TextConfig config_;
   CheckpointTensors tensors_;
-  T5Seq2Seq t5_;
+  T5EncoderDecoder t5_;
   EmbeddingTransform transform_;
 };
 
@@ -48,7 +48,7 @@ class CorrectorModel {
  public:
   explicit CorrectorModel(const std::filesystem::path& folder, ComputeDType dtype = ComputeDType::Float32);
   const Vec2TextConfig& config() const { return config_; }
-  const T5Seq2Seq& t5() const { return t5_; }
+  const T5EncoderDecoder& t5() const { return t5_; }
   std::int64_t embedder_dim() const { return target_.embedder_dim(); }
   // [eos, T1(e), eos, T3(h), eos, T2(e - h), eos, embed(hypothesis ids)] -> LayerNorm, and the
   // mask: 4 + 3 * repeat ones, then the hypothesis mask. e, h: [B, e]; ids, mask: [B, L].
@@ -59,7 +59,7 @@ class CorrectorModel {
  private:
   Vec2TextConfig config_;
   CheckpointTensors tensors_;
-  T5Seq2Seq t5_;
+  T5EncoderDecoder t5_;
   EmbeddingTransform target_, difference_, hypothesis_;   // embedding_transform_1, _2, _3
   at::Tensor norm_weight_, norm_bias_;
 };

@@ -1,5 +1,6 @@
-// Stage encode.gtr_t5: chunk text -> embedding, with an item-level cache so a dataset rebuild
-// encodes only the chunks whose text changed.
+// Stages encode.gtr_t5 (GTR-T5, a model folder is required) and encode.hashed (the built-in
+// offline encoder): chunk text -> embedding, with an item-level cache so a dataset rebuild
+// encodes only the chunks whose text changed. Both are the same map stage over a TextEncoder.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -19,65 +20,56 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kType = "encode.gtr_t5";
-constexpr const char* kCacheNamespace = "encode.gtr_t5/v1";
+constexpr const char* kGtrType = "encode.gtr_t5";
+constexpr const char* kHashedType = "encode.hashed";
 
+// encode.gtr_t5's options; encode.hashed has only max_length (and no model).
 EncoderOptions options_from(const Params& p) {
   EncoderOptions o;
-  o.model_dir = p.has("model") ? fs::path(p.get_path("model")) : fs::path();
-  o.pooling = parse_pooling(p.get_string("pooling"), std::string(kType) + " param pooling");
   o.max_length = p.get_int("max_length");
-  o.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kType) + " param dtype");
+  if (!p.has("model")) return o;   // encode.hashed
+  o.model_dir = p.get_path("model");
+  o.pooling = parse_pooling(p.get_string("pooling"), std::string(kGtrType) + " param pooling");
+  o.dtype = parse_compute_dtype(p.get_string("dtype"), std::string(kGtrType) + " param dtype");
   o.max_batch_tokens = p.get_int("max_batch_tokens");
   return o;
 }
 
-void validate(const Params& p) {
-  EncoderOptions o = options_from(p);  // checks pooling and dtype names
-  if (o.max_length < 0 || o.max_length == 1)
-    throw Error("param max_length", "must be 0 (the model's own) or at least 2 tokens, found " +
-                                        std::to_string(o.max_length));
-  if (o.max_batch_tokens < 1) throw Error("param max_batch_tokens", "must be positive");
-  if (p.get_int("threads") < 0) throw Error("param threads", "must be 0 (tuned default) or positive");
-  // Cheap early checks, so a wrong path fails at `plan` time rather than mid-run.
-  if (!o.model_dir.empty()) {
-    if (!fs::is_directory(o.model_dir))
-      throw Error(o.model_dir.string(), "model folder " + o.model_dir.string() + " does not exist",
-                  "point `model` at a sentence-transformers/gtr-t5-base style folder, or leave it "
-                  "empty for the built-in (non-GTR) encoder");
-    for (const char* f : {"config.json", "spiece.model"})
-      if (!fs::exists(o.model_dir / f))
-        throw Error((o.model_dir / f).string(), "model folder has no " + (o.model_dir / f).string(),
-                    "copy the complete model folder");
-  }
+void validate_common(const Params& p) {
+  const std::int64_t max_length = p.get_int("max_length");
+  if (max_length < 0 || max_length == 1)
+    throw Error("param max_length", "param max_length must be 0 (no limit / the model's own) or at least 2, found " +
+                                        std::to_string(max_length));
+  if (p.get_int("threads") < 0) throw Error("param threads", "param threads must be 0 (tuned default) or positive");
 }
 
-// The files of a model folder that decide the vectors, so the plan's cache key changes when
-// the weights are replaced in place (the store memoises their hashes by size and mtime).
-std::vector<fs::path> model_files(const Params& p) {
-  std::vector<fs::path> files;
-  if (!p.has("model") || p.get_path("model").empty()) return files;
-  const fs::path dir = p.get_path("model");
-  for (const char* f : {"config.json", "model.safetensors", "pytorch_model.bin", "spiece.model", "modules.json",
-                        "sentence_bert_config.json", "1_Pooling/config.json", "2_Dense/config.json",
-                        "2_Dense/model.safetensors", "2_Dense/pytorch_model.bin"})
-    if (fs::is_regular_file(dir / f)) files.push_back(dir / f);
-  return files;
+void validate_gtr_t5(const Params& p) {
+  validate_common(p);
+  EncoderOptions o = options_from(p);  // checks pooling and dtype names
+  if (o.max_batch_tokens < 1) throw Error("param max_batch_tokens", "param max_batch_tokens must be positive");
+  // Cheap early checks, so a missing model fails at `plan` time rather than mid-run.
+  if (o.model_dir.empty())
+    throw Error(std::string(kGtrType) + " param model", "param model: no GTR-T5 model folder is set",
+                "download sentence-transformers/gtr-t5-base from the Hugging Face hub (e.g. `huggingface-cli "
+                "download sentence-transformers/gtr-t5-base --local-dir models/gtr-t5-base`) and set `model` to it, "
+                "or use type encode.hashed for the built-in offline encoder");
+  check_gtr_t5_folder(o.model_dir, "param model");
 }
 
 class EncodeStage : public MapStage {
  public:
-  explicit EncodeStage(const Params& p)
+  EncodeStage(const Params& p, std::string cache_namespace)
       : options_(options_from(p)), threads_(static_cast<int>(p.get_int("threads"))),
-        text_column_(p.get_string("text_column")) {}
+        text_column_(p.get_string("text_column")), cache_namespace_(std::move(cache_namespace)) {}
+
 
   void start(StageContext& ctx) override {
     set_encoder_threads(threads_);
     encoder_ = make_text_encoder(options_);
     if (encoder_->is_builtin())
-      ctx.log("encoder: builtin-hash-768, NOT GTR-T5 (no `model` configured): hashed word and "
-              "word-pair features; vectors are not comparable to GTR-T5 vectors and vec2text cannot "
-              "decode them. Set `model:` to a gtr-t5-base folder for real embeddings.");
+      ctx.log("encoder: builtin-hash-768 (encode.hashed), NOT GTR-T5: hashed word and word-pair "
+              "features; vectors are not comparable to GTR-T5 vectors and vec2text cannot decode them. "
+              "Use encode.gtr_t5 with a gtr-t5-base folder for real embeddings.");
     else
       ctx.log("encoder: " + encoder_->name() + ", pooling " + to_string(encoder_->pooling()) +
               ", max_length " + std::to_string(encoder_->max_length()) + ", dim " +
@@ -101,7 +93,7 @@ class EncodeStage : public MapStage {
 
     std::vector<std::string> keys(in.rows());
     for (std::size_t i = 0; i < in.rows(); ++i) keys[i] = cache_key(texts[i]);
-    auto cached = ctx.item_cache().get_many(kCacheNamespace, keys);
+    auto cached = ctx.item_cache().get_many(cache_namespace_, keys);
 
     std::vector<std::size_t> missing;
     for (std::size_t i = 0; i < in.rows(); ++i) {
@@ -125,7 +117,7 @@ class EncodeStage : public MapStage {
         std::memcpy(out.vectors.data() + missing[j] * dim, v, dim * sizeof(float));
         entries.emplace_back(keys[missing[j]], std::string(reinterpret_cast<const char*>(v), dim * sizeof(float)));
       }
-      ctx.item_cache().put_many(kCacheNamespace, entries);
+      ctx.item_cache().put_many(cache_namespace_, entries);
     }
     hits_ += in.rows() - missing.size();
     misses_ += missing.size();
@@ -170,7 +162,7 @@ class EncodeStage : public MapStage {
 
   EncoderOptions options_;
   int threads_;
-  std::string text_column_;
+  std::string text_column_, cache_namespace_;
   std::unique_ptr<TextEncoder> encoder_;
   std::unique_ptr<NpyWriter> vectors_;
   std::ofstream ids_;
@@ -179,21 +171,34 @@ class EncodeStage : public MapStage {
   std::atomic<std::int64_t> encode_ns_{0};
 };
 
+ParamDoc text_column_doc() { return {"text_column", ParamType::String, "text", "input text column to embed"}; }
+ParamDoc threads_doc() { return {"threads", ParamType::Int, "0", "intra-op threads; 0 = tuned default", false, false}; }
+
+StageInfo encode_info(const char* type, std::string summary) {
+  StageInfo info;
+  info.type = type;
+  info.version = 1;
+  info.kind = StageKind::Map;
+  info.summary = std::move(summary);
+  info.min_inputs = 1;
+  info.max_inputs = 1;
+  return info;
+}
+
 }  // namespace
 
 void register_encode_stages(StageRegistry& registry) {
-  StageInfo info;
-  info.type = kType;
-  info.version = 1;
-  info.kind = StageKind::Map;
-  info.summary =
-      "Chunk text -> GTR-T5 embedding (libtorch), with an item-level cache keyed by model, pooling, "
-      "max length and text; writes vectors.npy (row i = chunk i), chunk_ids.txt and encoder.json. "
-      "Without `model`, a built-in hashed encoder (NOT GTR-T5) is used and says so.";
-  info.params = {
+  StageInfo gtr = encode_info(
+      kGtrType,
+      "Chunk text -> GTR-T5 embedding (libtorch), with an item-level cache keyed by model, pooling, max length "
+      "and text; writes vectors.npy (row i = chunk i), chunk_ids.txt and encoder.json. Needs a "
+      "sentence-transformers/gtr-t5-base folder (`model`).");
+  gtr.params = {
       {"model", ParamType::Path, "",
-       "sentence-transformers model folder (config.json, model.safetensors or pytorch_model.bin, "
-       "spiece.model, modules.json, 1_Pooling/, 2_Dense/); empty = built-in hashed encoder, NOT GTR-T5"},
+       "sentence-transformers model folder (config.json, model.safetensors or pytorch_model.bin, spiece.model, "
+       "modules.json, 1_Pooling/, 2_Dense/): download sentence-transformers/gtr-t5-base from the Hugging Face hub; "
+       "for the built-in offline encoder use type encode.hashed",
+       true},
       {"pooling", ParamType::String, "sentence-transformers",
        "sentence-transformers (mean -> Dense -> L2 normalise) or vec2text (mean of encoder output; "
        "the space vec2text inverts)"},
@@ -201,17 +206,31 @@ void register_encode_stages(StageRegistry& registry) {
       {"dtype", ParamType::String, "float32",
        "float32 (exact), bfloat16 or int8 (dynamic quantisation) for the linear layers: faster, "
        "with a small cosine loss measured in docs/benchmarks/encode.md"},
-      {"text_column", ParamType::String, "text", "input text column to embed"},
+      text_column_doc(),
       {"max_batch_tokens", ParamType::Int, "8192",
        "padded tokens per forward pass (texts are bucketed by length inside a batch)", false, false},
-      {"threads", ParamType::Int, "0", "intra-op threads; 0 = tuned default", false, false},
+      threads_doc(),
   };
-  info.min_inputs = 1;
-  info.max_inputs = 1;
-  info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p); };
-  info.validate = validate;
-  info.files_read = model_files;
-  registry.add(std::move(info));
+  // The item-cache namespace stays the one encode.gtr_t5 always had, so stored vectors survive.
+  gtr.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.gtr_t5/v1"); };
+  gtr.validate = validate_gtr_t5;
+  // The folder's files are fingerprinted into the key: replacing weights in place re-runs it.
+  gtr.files_read = [](const Params& p) { return gtr_t5_model_files(p.get_path("model")); };
+  registry.add(std::move(gtr));
+
+  StageInfo hashed = encode_info(
+      kHashedType,
+      "Chunk text -> 768-D built-in offline embedding (hashed word and word-pair features through a fixed random "
+      "projection; NOT GTR-T5, no download); same files and item cache as encode.gtr_t5. For tests, the "
+      "quickstart and pipelines that must run offline.");
+  hashed.params = {
+      {"max_length", ParamType::Int, "0", "words per text; 0 = no limit"},
+      text_column_doc(),
+      threads_doc(),
+  };
+  hashed.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.hashed/v1"); };
+  hashed.validate = validate_common;
+  registry.add(std::move(hashed));
 }
 
 }  // namespace lvmflow

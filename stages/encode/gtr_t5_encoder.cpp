@@ -12,7 +12,7 @@
 #include "pipeline/hash.hpp"
 #include "stages/common/json.hpp"
 #include "stages/encode/builtin_encoder.hpp"
-#include "stages/encode/t5_model.hpp"
+#include "stages/common/t5/t5_model.hpp"
 #include "stages/encode/t5_tokenizer.hpp"
 #include "stages/encode/text_encoder.hpp"
 
@@ -96,11 +96,10 @@ class GtrT5Encoder : public TextEncoder {
     if (!fs::is_directory(folder))
       throw Error(folder.string(), "model folder does not exist",
                   "set `model` to a folder holding config.json, model.safetensors, spiece.model, "
-                  "modules.json, 1_Pooling/ and 2_Dense/ (sentence-transformers/gtr-t5-base layout), "
-                  "or leave it empty for the built-in encoder");
+                  "modules.json, 1_Pooling/ and 2_Dense/ (a download of sentence-transformers/gtr-t5-base)");
     max_batch_tokens_ = std::max<std::int64_t>(options.max_batch_tokens, 1);
     config_ = read_t5_config(folder / "config.json");
-    auto weights = WeightFile::open(folder);
+    const CheckpointTensors weights = CheckpointTensors::open(folder);
     tokenizer_ = std::make_unique<T5Tokenizer>(folder / "spiece.model");
     if (tokenizer_->vocab_size() > config_.vocab_size)
       throw Error((folder / "spiece.model").string(),
@@ -111,7 +110,7 @@ class GtrT5Encoder : public TextEncoder {
     Sha256 fp;
     fp.field("lvmflow gtr-t5 encoder v1").field(to_string(pooling_)).field(to_string(dtype_));
     hash_file_into(fp, folder / "config.json");
-    hash_file_into(fp, weights->path());
+    for (const fs::path& f : weights.files()) hash_file_into(fp, f);
     hash_file_into(fp, folder / "spiece.model");
 
     if (pooling_ == Pooling::SentenceTransformers) {
@@ -119,14 +118,14 @@ class GtrT5Encoder : public TextEncoder {
       hash_file_into(fp, folder / "modules.json");
       normalize_ = setup.normalize;
       if (setup.dense) {
-        auto dense_weights = WeightFile::open(setup.dense_dir);
+        const CheckpointTensors dense_weights = CheckpointTensors::open(setup.dense_dir);
         Json cfg = read_json_file((setup.dense_dir / "config.json").string());
         const std::int64_t out = cfg.at("out_features").as_int((setup.dense_dir / "config.json").string());
-        dense_ = dense_weights->get("linear.weight", {out, config_.d_model});
-        hash_file_into(fp, dense_weights->path());
+        dense_ = dense_weights.get("linear.weight", {out, config_.d_model});
+        for (const fs::path& f : dense_weights.files()) hash_file_into(fp, f);
       }
     }
-    stack_ = std::make_unique<T5EncoderStack>(config_, *weights, dtype_);
+    stack_ = std::make_unique<T5EncoderStack>(config_, weights, /*prefix=*/"", dtype_);
     dim_ = dense_.defined() ? static_cast<std::size_t>(dense_.size(0)) : static_cast<std::size_t>(config_.d_model);
 
     max_length_ = options.max_length;

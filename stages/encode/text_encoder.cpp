@@ -1,6 +1,7 @@
 #include "stages/encode/text_encoder.hpp"
 
 #include "pipeline/error.hpp"
+#include "stages/common/t5/checkpoint_files.hpp"
 
 namespace lvmflow {
 
@@ -16,20 +17,24 @@ Pooling parse_pooling(const std::string& text, const std::string& where) {
               "'vec2text' (mean of the encoder output, for vec2text decoding)");
 }
 
-const char* to_string(ComputeDType d) {
-  switch (d) {
-    case ComputeDType::Float32: return "float32";
-    case ComputeDType::BFloat16: return "bfloat16";
-    case ComputeDType::Int8Dynamic: return "int8";
-  }
-  return "?";
+void check_gtr_t5_folder(const std::filesystem::path& folder, const std::string& param) {
+  const std::string fix =
+      "download sentence-transformers/gtr-t5-base from the Hugging Face hub (`huggingface-cli download "
+      "sentence-transformers/gtr-t5-base --local-dir models/gtr-t5-base`) and point " + param + " at that folder";
+  if (!std::filesystem::is_directory(folder))
+    throw Error(param, param + ": model folder " + folder.string() + " does not exist", fix);
+  for (const char* f : {"config.json", "spiece.model"})
+    if (!std::filesystem::exists(folder / f))
+      throw Error((folder / f).string(), param + ": model folder has no " + (folder / f).string(), fix);
 }
 
-ComputeDType parse_compute_dtype(const std::string& text, const std::string& where) {
-  if (text == "float32") return ComputeDType::Float32;
-  if (text == "bfloat16") return ComputeDType::BFloat16;
-  if (text == "int8") return ComputeDType::Int8Dynamic;
-  throw Error(where, "unknown dtype '" + text + "'", "use 'float32' (default), 'bfloat16' or 'int8'");
+std::vector<std::filesystem::path> gtr_t5_model_files(const std::filesystem::path& folder) {
+  // This order is part of encode.gtr_t5's cache key: append, never reorder.
+  std::vector<std::filesystem::path> files = checkpoint_files(folder);
+  for (const char* f : {"modules.json", "sentence_bert_config.json", "1_Pooling/config.json"})
+    if (std::filesystem::is_regular_file(folder / f)) files.push_back(folder / f);
+  for (const auto& f : checkpoint_files(folder / "2_Dense")) files.push_back(f);
+  return files;
 }
 
 }  // namespace lvmflow

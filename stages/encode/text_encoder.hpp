@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "stages/common/t5/compute_dtype.hpp"
+
 namespace lvmflow {
 
 // The two ways of turning T5 encoder states into one vector (see docs/stages/encode.md):
@@ -16,14 +18,6 @@ enum class Pooling { SentenceTransformers, Vec2Text };
 const char* to_string(Pooling p);
 // Throws lvmflow::Error naming `where` for anything but the two names above.
 Pooling parse_pooling(const std::string& text, const std::string& where);
-
-// Precision of the encoder's linear layers (everything else stays float32): float32 (default,
-// exact), bfloat16 weights + activations, or int8 dynamic quantisation (per-channel int8
-// weights, activations quantised per call; oneDNN; q/k/v projections stay bfloat16). See docs/benchmarks/encode.md for the
-// measured speed and cosine loss of each.
-enum class ComputeDType { Float32, BFloat16, Int8Dynamic };
-const char* to_string(ComputeDType d);
-ComputeDType parse_compute_dtype(const std::string& text, const std::string& where);
 
 struct EncoderOptions {
   std::filesystem::path model_dir;   // empty: the built-in hashed encoder (not GTR-T5)
@@ -56,6 +50,12 @@ class TextEncoder {
 // or damaged folder is an lvmflow::Error naming the file, never a fall-back), otherwise the
 // built-in hashed encoder.
 std::unique_ptr<TextEncoder> make_text_encoder(const EncoderOptions& options);
+
+// Throws lvmflow::Error (naming `param` and the folder) unless `folder` looks like a
+// sentence-transformers GTR-T5 folder (config.json, spiece.model), saying where to get one.
+void check_gtr_t5_folder(const std::filesystem::path& folder, const std::string& param);
+// The files of a GTR-T5 folder that decide its vectors (fingerprinted into cache keys).
+std::vector<std::filesystem::path> gtr_t5_model_files(const std::filesystem::path& folder);
 
 // Sets the intra-op thread count of the tensor library (0: tuned default). Process-wide.
 void set_encoder_threads(int threads);

@@ -21,6 +21,7 @@
 #include "pipeline/store.hpp"
 #include "tools/lvmflow/json_writer.hpp"
 #include "tools/lvmflow/report.hpp"
+#include "tools/lvmflow/why.hpp"
 
 // Defined by stages/CMakeLists.txt when the encode family is built.
 #ifdef LVMFLOW_HAVE_ENCODE_COMMAND
@@ -723,6 +724,7 @@ void print_help(std::ostream& out) {
   out << "lvmflow — dataflow pipelines for latent-vector-model research\n\n"
          "usage: lvmflow COMMAND [ARGS]   (lvmflow COMMAND --help for details)\n\ncommands:\n";
   for (const auto& c : commands()) out << "  " << std::left << std::setw(9) << c.name << c.summary << "\n";
+  out << "  " << std::setw(9) << "why" << "Show the parts of a stage's cache key and which changed since its stored output.\n";
 #ifdef LVMFLOW_HAVE_ENCODE_COMMAND
   out << "  " << std::setw(9) << "encode" << "Embed one text per line into an .npy file (GTR-T5 or the built-in encoder).\n";
 #endif
@@ -740,6 +742,7 @@ int cli_main(int argc, char** argv) {
 #ifdef LVMFLOW_HAVE_ENCODE_COMMAND
   if (name == "encode") return run_encode_command(argc - 1, argv + 1);
 #endif
+  if (name == "why") return run_why_command(argc - 1, argv + 1);
   for (const auto& cmd : commands()) {
     if (cmd.name != name) continue;
     for (int i = 2; i < argc; ++i)

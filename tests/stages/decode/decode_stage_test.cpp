@@ -1,11 +1,16 @@
-// decode.vec2text through the stage contract (TestContext): nearest-chunk decode from a
-// retrieve.index folder, vec2text decode with tiny checkpoints, metrics and param errors.
+// decode.nearest and decode.vec2text through the stage contract (TestContext): nearest-chunk
+// decode from a retrieve.index folder, vec2text decode with tiny checkpoints, metrics, param
+// errors, and the checkpoint files in decode.vec2text's cache key.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include "pipeline/error.hpp"
+#include "pipeline/plan.hpp"
+#include "pipeline/spec.hpp"
+#include "pipeline/store.hpp"
 #include "stages/common/npy.hpp"
 #include "stages/retrieve/index_folder.hpp"
 #include "tests/stages/decode/tiny_vec2text.hpp"
@@ -61,7 +66,7 @@ Batch run_stage(TestContext& ctx, const Batch& in) {
 TEST(DecodeStage, NearestChunkIsLabelledScoredAndComparedWithTheTrueChunk) {
   LVMFLOW_REQUIRE_TINY_VEC2TEXT();
   const fs::path index = make_index();
-  TestContext ctx("decode.vec2text", {{"encoder_model", (tiny_vec2text() / "gtr").string()}, {"pooling", "vec2text"}});
+  TestContext ctx("decode.nearest", {{"encoder_model", (tiny_vec2text() / "gtr").string()}, {"pooling", "vec2text"}});
   ctx.add_input("predictions", {});
   ctx.add_input("index", index);
   const Batch out = run_stage(ctx, queries());
@@ -130,7 +135,7 @@ TEST(DecodeStage, SampleFractionKeepsAStableSubsetById) {
     for (int j = 0; j < 32; ++j) many.vectors.push_back(static_cast<float>((i * 31 + j * 7) % 13) - 6.0f);
   }
   auto decode_ids = [&](const std::string& fraction, const Batch& in) {
-    TestContext ctx("decode.vec2text", {{"sample_fraction", fraction}});
+    TestContext ctx("decode.nearest", {{"sample_fraction", fraction}});
     ctx.add_input("predictions", {});
     ctx.add_input("index", index);
     return run_stage(ctx, in).ids;
@@ -164,10 +169,11 @@ TEST(DecodeStage, HypothesisOnlyNeedsNoIndexNorEncoder) {
   EXPECT_TRUE(std::isnan(out.reals.at("text_cosine")[0]));
 }
 
-std::string start_error(const std::map<std::string, std::string>& params, bool with_index) {
+std::string start_error(const std::map<std::string, std::string>& params, bool with_index,
+                        const std::string& type = "decode.vec2text") {
   try {
-    TestContext ctx("decode.vec2text", params);
-    stage_registry().find("decode.vec2text")->validate(ctx.params());
+    TestContext ctx(type, params);
+    stage_registry().find(type)->validate(ctx.params());
     ctx.add_input("predictions", {});
     if (with_index) ctx.add_input("index", tiny_vec2text());   // not an index folder
     auto stage = ctx.make_stage();
@@ -180,8 +186,16 @@ std::string start_error(const std::map<std::string, std::string>& params, bool w
 
 TEST(DecodeStage, ConfigurationErrorsSayWhatToDo) {
   LVMFLOW_REQUIRE_TINY_VEC2TEXT();
-  EXPECT_NE(start_error({}, false).find("nothing to decode with"), std::string::npos);
-  EXPECT_NE(start_error({}, true).find("is not a retrieve.index stage"), std::string::npos);
+  EXPECT_NE(start_error({}, false, "decode.nearest").find("no retrieve.index input"), std::string::npos);
+  EXPECT_NE(start_error({}, true, "decode.nearest").find("is not a retrieve.index stage"), std::string::npos);
+  // No silent fall-back to nearest-chunk: one line naming both checkpoints and the alternative.
+  for (const auto& params : {std::map<std::string, std::string>{}, {{"inversion_model", ""}}}) {
+    const std::string e = start_error(params, true);
+    EXPECT_NE(e.find("jxm/gtr__nq__32 "), std::string::npos) << e;
+    EXPECT_NE(e.find("jxm/gtr__nq__32__correct"), std::string::npos) << e;
+    EXPECT_NE(e.find("decode.nearest"), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  }
   const std::string inv = (tiny_vec2text() / "inversion").string();
   EXPECT_NE(start_error({{"inversion_model", inv}, {"num_steps", "3"}}, false).find("corrections need corrector_model"),
             std::string::npos);
@@ -211,6 +225,41 @@ TEST(DecodeStage, WrongVectorWidthIsAnError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vectors are 3-D, the decoder expects 32-D"), std::string::npos) << e.what();
   }
+}
+
+// Replacing a checkpoint file in place (same path, new bytes) must re-run decode.vec2text:
+// the plan's key covers the inversion, corrector (sharded) and encoder files.
+TEST(DecodeStage, Vec2TextCacheKeyChangesWhenCheckpointFilesAreReplaced) {
+  LVMFLOW_REQUIRE_TINY_VEC2TEXT();
+  const fs::path dir = testing::make_temp_dir("lvmflow-v2t-key");
+  const fs::path inv = testing::copy_folder(tiny_vec2text() / "inversion", "lvmflow-v2t-key-inv");
+  const fs::path cor = testing::copy_folder(tiny_vec2text() / "corrector", "lvmflow-v2t-key-cor");
+  const fs::path gtr = testing::copy_folder(tiny_vec2text() / "gtr", "lvmflow-v2t-key-gtr");
+  std::ofstream(dir / "p.yaml") << "pipeline: key\nstore: store\nstages:\n"
+                                << "  - {name: vectors, type: testing.sequence}\n"
+                                << "  - name: decode\n    type: decode.vec2text\n    inputs: [vectors]\n"
+                                << "    params: {inversion_model: " << inv << ", corrector_model: " << cor
+                                << ", encoder_model: " << gtr << ", num_steps: 1}\n";
+  auto key = [&] {
+    const PipelineSpec spec = load_spec(dir / "p.yaml", stage_registry(), {});
+    Store store(spec.store);
+    return make_plan(spec, store, {}).stages.at(1).key;
+  };
+  auto rewrite = [](const fs::path& file) {   // same path, one more byte
+    ASSERT_TRUE(fs::is_regular_file(file)) << file;
+    std::ofstream(file, std::ios::binary | std::ios::app) << '\0';
+  };
+  std::string before = key();
+  EXPECT_EQ(key(), before);
+  for (const fs::path& file : {inv / "model.safetensors", cor / "pytorch_model-00002-of-00002.bin",
+                               cor / "pytorch_model.bin.index.json", inv / "config.json", gtr / "model.safetensors",
+                               gtr / "2_Dense" / "model.safetensors"}) {
+    rewrite(file);
+    const std::string after = key();
+    EXPECT_NE(after, before) << file;
+    before = after;
+  }
+  for (const auto& d : {dir, inv, cor, gtr}) fs::remove_all(d);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "pipeline/error.hpp"
 #include "stages/common/npy.hpp"
 #include "stages/common/safetensors.hpp"
+#include "stages/decode/t5_generate.hpp"
 #include "stages/decode/vec2text_models.hpp"
 #include "tests/stages/decode/tiny_vec2text.hpp"
 #include "tests/support/test_context.hpp"
@@ -63,7 +64,7 @@ void check_inversion(const std::string& name) {
   EXPECT_EQ(x.size(1), 4);   // num_repeat_tokens of the tiny config
   at::Tensor encoded = model.t5().encode(x, mask);
   const auto expected = token_rows(ref.at(name + "_greedy"));
-  EXPECT_EQ(model.t5().greedy(encoded, mask, 12), expected);
+  EXPECT_EQ(t5_greedy(model.t5(), encoded, mask, 12), expected);
   at::Tensor logits = model.t5().decoder_logits(encoded, mask, token_tensor(ref.at(name + "_greedy")));
   expect_close(logits, load_npy(tiny_vec2text() / ("ref_" + name + "_logits.npy")), 1e-4);
 }
@@ -120,7 +121,7 @@ TEST(Vec2TextModel, BeamSearchMatchesReference) {
   c10::InferenceMode guard;
   InversionModel model(tiny_vec2text() / "inversion");
   auto [x, mask] = model.encoder_inputs(targets());
-  auto beams = model.t5().beam_search(model.t5().encode(x, mask), mask, 3, 12, 3);
+  auto beams = t5_beam_search(model.t5(), model.t5().encode(x, mask), mask, 3, 12, 3);
   const Json& ref = vec2text_reference().at("inversion_beam3");
   ASSERT_EQ(beams.size(), ref.as_array().size());
   for (std::size_t b = 0; b < beams.size(); ++b) {
@@ -148,7 +149,7 @@ TEST(Vec2TextModel, CorrectorFromShardedBinMatchesReference) {
   EXPECT_EQ(x.size(1), 4 + 3 * 4 + hyp.size(1));
   EXPECT_EQ(mask.narrow(1, 0, 16).sum().item<std::int64_t>(), 16 * hyp.size(0));
   at::Tensor encoded = corrector.t5().encode(x, mask);
-  EXPECT_EQ(corrector.t5().greedy(encoded, mask, 12), token_rows(ref.at("corrector_greedy")));
+  EXPECT_EQ(t5_greedy(corrector.t5(), encoded, mask, 12), token_rows(ref.at("corrector_greedy")));
   at::Tensor logits = corrector.t5().decoder_logits(encoded, mask, token_tensor(ref.at("corrector_greedy")));
   expect_close(logits, load_npy(tiny_vec2text() / "ref_corrector_logits.npy"), 1e-4);
 }

@@ -1,5 +1,6 @@
-// encode.gtr_t5 through the registered stage and an in-memory context: pass-through columns,
-// vectors.npy / chunk_ids.txt / encoder.json artifacts, the item cache, errors.
+// encode.gtr_t5 and encode.hashed through the registered stages and an in-memory context:
+// pass-through columns, vectors.npy / chunk_ids.txt / encoder.json artifacts, the item cache,
+// errors (encode.gtr_t5 without a model says where to get one).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -51,8 +52,8 @@ std::vector<std::string> corpus(std::size_t n) {
   return texts;
 }
 
-TEST(EncodeStage, BuiltinEncoderPassesRowsThroughAndWritesArtifacts) {
-  TestContext ctx("encode.gtr_t5");
+TEST(EncodeStage, HashedEncoderPassesRowsThroughAndWritesArtifacts) {
+  TestContext ctx("encode.hashed");
   auto texts = corpus(10);
   auto out = run_map(ctx, {chunk_batch({texts.begin(), texts.begin() + 6}), chunk_batch({texts.begin() + 6, texts.end()}, 6)});
   ASSERT_EQ(out.size(), 2u);
@@ -133,17 +134,25 @@ TEST(EncodeStage, ItemCacheReencodesOnlyChangedChunks) {
   EXPECT_EQ(rec.at("model_fingerprint").as_string().size(), 64u);
 }
 
-TEST(EncodeStage, BadParamsAndFoldersAreClearErrors) {
-  EXPECT_THROW(TestContext("encode.gtr_t5", {{"pooling", "cls"}}), Error);
-  EXPECT_THROW(TestContext("encode.gtr_t5", {{"dtype", "int4"}}), Error);
-  EXPECT_THROW(TestContext("encode.gtr_t5", {{"max_length", "-3"}}), Error);
+std::string error_of(const std::string& type, const std::map<std::string, std::string>& params) {
   try {
-    TestContext ctx("encode.gtr_t5", {{"model", "/nonexistent/gtr-t5-base"}});
-    FAIL();
+    TestContext ctx(type, params);
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/gtr-t5-base"), std::string::npos) << e.what();
+    return e.what();
   }
-  TestContext ctx("encode.gtr_t5");
+  return "(no error)";
+}
+
+TEST(EncodeStage, BadParamsAndFoldersAreClearErrors) {
+  const std::string model = "/nonexistent/gtr-t5-base";
+  EXPECT_NE(error_of("encode.gtr_t5", {{"model", model}, {"pooling", "cls"}}).find("unknown pooling 'cls'"), std::string::npos);
+  EXPECT_NE(error_of("encode.gtr_t5", {{"model", model}, {"dtype", "int4"}}).find("unknown dtype 'int4'"), std::string::npos);
+  EXPECT_NE(error_of("encode.gtr_t5", {{"model", model}, {"max_length", "-3"}}).find("max_length"), std::string::npos);
+  EXPECT_NE(error_of("encode.hashed", {{"max_length", "-3"}}).find("max_length"), std::string::npos);
+  const std::string missing = error_of("encode.gtr_t5", {{"model", model}});
+  EXPECT_NE(missing.find(model), std::string::npos) << missing;
+  EXPECT_NE(missing.find("download sentence-transformers/gtr-t5-base"), std::string::npos) << missing;
+  TestContext ctx("encode.hashed");
   Batch no_text;
   no_text.ids = {"a"};
   no_text.text["body"] = {"x"};
@@ -155,6 +164,16 @@ TEST(EncodeStage, BadParamsAndFoldersAreClearErrors) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("text"), std::string::npos) << e.what();
+  }
+}
+
+TEST(EncodeStage, GtrT5WithoutModelSaysWhereToGetOne) {
+  // No silent fall-back to the hashed encoder: one line naming the model and the alternative.
+  for (const auto& params : {std::map<std::string, std::string>{}, {{"model", ""}}}) {
+    const std::string e = error_of("encode.gtr_t5", params);
+    EXPECT_NE(e.find("sentence-transformers/gtr-t5-base"), std::string::npos) << e;
+    EXPECT_NE(e.find("encode.hashed"), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
 }
 

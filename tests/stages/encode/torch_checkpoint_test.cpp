@@ -6,7 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "pipeline/error.hpp"
-#include "stages/encode/torch_checkpoint.hpp"
+#include "stages/common/t5/torch_checkpoint.hpp"
 #include "tests/stages/common/python_helpers.hpp"
 #include "tests/stages/encode/tiny_models.hpp"
 #include "tests/support/test_context.hpp"

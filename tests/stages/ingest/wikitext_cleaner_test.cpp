@@ -176,7 +176,7 @@ TEST(WikitextCleaner, DeepNestingAndLongInputsStayFast) {
 
 // Each construct left unclosed over a whole 256 KB page: every pass used to rescan the rest of
 // the page per opener (minutes per megabyte); now each is one linear pass. The bound is only a
-// hang guard: lvmflow_bench_cleaner measures the real figures (docs/benchmarks/ingest.md).
+// hang guard: lvmflow_cleaner_bench measures the real figures (docs/benchmarks/ingest.md).
 TEST(WikitextCleaner, UnclosedConstructsOverAWholePageAreLinear) {
   const std::size_t bytes = 256 * 1024;
   auto repeat = [&](const std::string& unit) {

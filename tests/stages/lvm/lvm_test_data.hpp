@@ -1,6 +1,6 @@
 #pragma once
 // Small synthetic window sets for the lvm tests.
-#include "stages/lvm/synthetic_corpus.hpp"
+#include "tests/stages/lvm/synthetic_corpus.hpp"
 #include "stages/lvm/window_data.hpp"
 #include "stages/window/sequence_windows.hpp"
 

@@ -4,7 +4,7 @@
 // same run, timed in alternating rounds (best round each). Prints one table with the cosine
 // between the C++ float32 vectors and every other row's.
 //
-//   bench_encode [--model DIR] [--chunks 64] [--tokens 100] [--threads 2] [--repeats 2]
+//   lvmflow_encode_bench [--model DIR] [--chunks 64] [--tokens 100] [--threads 2] [--repeats 2]
 //                [--dtypes float32,bfloat16] [--no-python]
 // The Python peer runs twice: with PyTorch's default thread count and with one per core.
 // Without --model a random base-sized folder is generated once (tools/fixtures/make_tiny_t5.py
@@ -61,7 +61,7 @@ fs::path base_model() {
     fs::path tmp = dir.string() + ".tmp";
     fs::remove_all(tmp);
     std::string cmd = python() + " " + source("tools/fixtures/make_tiny_t5.py") + " " + tmp.string() + " --base";
-    if (std::system(cmd.c_str()) != 0) throw Error("bench_encode", "make_tiny_t5.py --base failed");
+    if (std::system(cmd.c_str()) != 0) throw Error("lvmflow_encode_bench", "make_tiny_t5.py --base failed");
     fs::remove_all(dir);
     fs::rename(tmp, dir);
   }
@@ -146,7 +146,7 @@ int run(const Options& opt) {
     c.load_s = seconds_since(t_load);
     for (const auto& t : texts)
       if (static_cast<std::int64_t>(c.enc->token_count(t)) != opt.tokens)
-        throw Error("bench_encode", "a text has " + std::to_string(c.enc->token_count(t)) + " tokens, not " +
+        throw Error("lvmflow_encode_bench", "a text has " + std::to_string(c.enc->token_count(t)) + " tokens, not " +
                                         std::to_string(opt.tokens));
     c.out.resize(texts.size() * c.enc->dim());
     c.enc->encode({texts.begin(), texts.begin() + 4}, c.out.data());  // warm-up
@@ -177,7 +177,7 @@ int run(const Options& opt) {
                         " --texts " + (work / "texts.txt").string() + " --max-length " + std::to_string(opt.tokens) +
                         " --threads " + std::to_string(p.threads) + " --repeats 1 --out " + out_npy.string() +
                         " > " + (work / "py.json").string();
-      if (std::system(cmd.c_str()) != 0) throw Error("bench_encode", "Python peer failed: " + cmd);
+      if (std::system(cmd.c_str()) != 0) throw Error("lvmflow_encode_bench", "Python peer failed: " + cmd);
       Json j = read_json_file((work / "py.json").string());
       p.reported_threads = static_cast<int>(j.at("threads").as_int());
       p.best_cps = std::max(p.best_cps, j.at("chunks_per_s").as_double());
@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw Error("bench_encode", a + " needs a value");
+        if (i + 1 >= argc) throw Error("lvmflow_encode_bench", a + " needs a value");
         return argv[++i];
       };
       if (a == "--model") opt.model = value();
@@ -239,16 +239,16 @@ int main(int argc, char** argv) {
       else if (a == "--dtypes") opt.dtypes = split(value());
       else if (a == "--no-python") opt.python = false;
       else if (a == "-h" || a == "--help") {
-        std::cout << "bench_encode [--model DIR] [--chunks 64] [--tokens 100] [--threads N] [--repeats 2]\n"
+        std::cout << "lvmflow_encode_bench [--model DIR] [--chunks 64] [--tokens 100] [--threads N] [--repeats 2]\n"
                      "             [--dtypes float32,bfloat16] [--no-python]\n";
         return 0;
       } else {
-        throw Error("bench_encode", "unknown option " + a, "see --help");
+        throw Error("lvmflow_encode_bench", "unknown option " + a, "see --help");
       }
     }
     return run(opt);
   } catch (const std::exception& e) {
-    std::cerr << "bench_encode: " << e.what() << "\n";
+    std::cerr << "lvmflow_encode_bench: " << e.what() << "\n";
     return 1;
   }
 }

@@ -3,7 +3,7 @@
 // Every pass of the cleaner is meant to be linear, so each row should be well under a second
 // per megabyte; a quadratic pass shows up as minutes.
 //
-//   build/tools/bench/ingest/lvmflow_bench_cleaner [--kb 1024]
+//   build/tools/bench/ingest/lvmflow_cleaner_bench [--kb 1024]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -1,7 +1,7 @@
 // Throughput of ingest.wikipedia + chunk.text on a generated multi-megabyte dump, side by side
 // with the Python peer (ingest_peer.py: xml.etree iterparse + regex cleaning + naive chunking).
 //
-//   lvmflow_bench_ingest [--mb 64] [--source DUMP.xml] [--threads 2] [--keep DIR]
+//   lvmflow_ingest_bench [--mb 64] [--source DUMP.xml] [--threads 2] [--keep DIR]
 //
 // The dump repeats the main-namespace pages of the source (default: data/sample-pages-articles.xml,
 // else the test fixture) with fresh ids and titles and a per-copy sentence, as plain XML and as a
@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
     if (keep.empty()) fs::remove_all(dir);
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lvmflow_bench_ingest: %s\n", e.what());
+    std::fprintf(stderr, "lvmflow_ingest_bench: %s\n", e.what());
     return 1;
   }
 }

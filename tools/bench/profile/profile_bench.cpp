@@ -59,7 +59,8 @@ StageRegistry bench_registry() {
   register_all_stages(r);
   r.add({"bench.hash_chain", 1, StageKind::Map, "Chained SHA-256 per item (CPU-bound benchmark work).",
          {{"rounds", ParamType::Int, "100", "SHA-256 rounds per item"}},
-         1, 1, [](const Params& p) { return std::make_unique<HashChainMap>(p); }});
+         1, 1, [](const Params& p) { return std::make_unique<HashChainMap>(p); }},
+        "bench");
   return r;
 }
 

@@ -1,4 +1,4 @@
-#include "stages/encode/t5_config.hpp"
+#include "stages/common/t5/t5_config.hpp"
 
 #include "pipeline/error.hpp"
 #include "stages/common/json.hpp"

@@ -1,5 +1,5 @@
 #pragma once
-// A synthetic stand-in for encoded Wikipedia chunks, for tests and benchmarks: each chunk is a
+// A synthetic stand-in for encoded Wikipedia chunks, for the lvm tests: each chunk is a
 // signed hashed bag of words (the statistics of a hashed-feature encoder), drawn half from a
 // Zipfian background vocabulary and half from its article's topic words, with the topic
 // drifting along the article. Consecutive chunks of an article therefore share direction the

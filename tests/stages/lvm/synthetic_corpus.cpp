@@ -1,4 +1,4 @@
-#include "stages/lvm/synthetic_corpus.hpp"
+#include "tests/stages/lvm/synthetic_corpus.hpp"
 
 #include <cmath>
 #include <random>

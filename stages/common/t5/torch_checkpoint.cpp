@@ -1,4 +1,4 @@
-#include "stages/encode/torch_checkpoint.hpp"
+#include "stages/common/t5/torch_checkpoint.hpp"
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>

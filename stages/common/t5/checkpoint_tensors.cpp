@@ -1,4 +1,4 @@
-#include "stages/decode/checkpoint_tensors.hpp"
+#include "stages/common/t5/checkpoint_tensors.hpp"
 
 #include <ATen/ATen.h>
 
@@ -7,7 +7,7 @@
 #include "pipeline/error.hpp"
 #include "stages/common/json.hpp"
 #include "stages/common/safetensors.hpp"
-#include "stages/encode/torch_checkpoint.hpp"
+#include "stages/common/t5/torch_checkpoint.hpp"
 
 namespace lvmflow {
 
@@ -30,7 +30,7 @@ at::Tensor to_float_tensor(const TensorView& t, const std::string& file) {
     case DType::F64: type = at::kDouble; break;
     default:
       throw Error(file, "tensor '" + t.name + "' has dtype " + to_string(t.dtype),
-                  "vec2text weights are floating point (F32, F16, BF16)");
+                  "model weights are floating point (F32, F16, BF16)");
   }
   // The copy detaches the weights from the file mapping, which closes with the reader.
   return at::from_blob(const_cast<std::uint8_t*>(t.data), t.shape, at::TensorOptions().dtype(type))
@@ -43,6 +43,7 @@ CheckpointTensors CheckpointTensors::open(const fs::path& folder) {
   CheckpointTensors c;
   c.folder_ = folder;
   auto add_bin = [&](const fs::path& file) {
+    c.files_.push_back(file);
     for (auto& [name, tensor] : load_torch_state_dict(file)) {
       if (!tensor.is_floating_point()) continue;   // e.g. position ids buffers: never weights here
       c.tensors_[name] = Entry{tensor.to(at::kFloat).contiguous(), file.string()};
@@ -50,6 +51,7 @@ CheckpointTensors CheckpointTensors::open(const fs::path& folder) {
   };
   if (fs::is_regular_file(folder / "model.safetensors")) {
     const fs::path file = folder / "model.safetensors";
+    c.files_.push_back(file);
     SafetensorsFile st(file);
     for (const auto& [name, view] : st.tensors())
       c.tensors_[name] = Entry{to_float_tensor(view, file.string()), file.string()};
@@ -59,6 +61,7 @@ CheckpointTensors CheckpointTensors::open(const fs::path& folder) {
     c.source_ = "pytorch_model.bin";
   } else if (fs::is_regular_file(folder / "pytorch_model.bin.index.json")) {
     const std::string index = (folder / "pytorch_model.bin.index.json").string();
+    c.files_.push_back(index);
     const Json json = read_json_file(index);
     std::set<std::string> shards;
     for (const auto& [name, file] : json.at("weight_map", index).as_object(index + ": weight_map"))
@@ -71,9 +74,10 @@ CheckpointTensors CheckpointTensors::open(const fs::path& folder) {
     }
     c.source_ = "pytorch_model.bin.index.json (" + std::to_string(shards.size()) + " shards)";
   } else {
-    throw Error(folder.string(),
-                "no weights: none of model.safetensors, pytorch_model.bin, pytorch_model.bin.index.json",
-                "point the param at a complete vec2text checkpoint folder (config.json and its weight files)");
+    throw Error((folder / "model.safetensors").string(),
+                "no weights: none of model.safetensors, pytorch_model.bin, pytorch_model.bin.index.json is in " +
+                    folder.string(),
+                "copy the complete published model folder (config.json and its weight files)");
   }
   return c;
 }
@@ -89,7 +93,7 @@ at::Tensor CheckpointTensors::get(const std::string& name, const std::vector<std
   if (it == tensors_.end())
     throw Error((folder_ / source_).string(), "tensor '" + name + "' is missing (expected shape " +
                                                   shape_string(expected) + ")",
-                "the folder does not hold a complete vec2text checkpoint of this kind");
+                "the weights do not match config.json, or the folder holds another kind of model");
   const std::vector<std::int64_t> actual = it->second.tensor.sizes().vec();
   if (actual != expected)
     throw Error(it->second.file, "tensor '" + name + "' has shape " + shape_string(actual) + ", expected " +

@@ -4,6 +4,8 @@
 // SETITEM opcode an OrderedDict with _metadata uses), so this is a small restricted
 // unpickler: it understands dicts, tuples, lists, scalars, strings and tensor rebuilds, and
 // refuses every other Python global, so loading a checkpoint never runs foreign code.
+// Ours because no Debian C++ library reads pickles (libtorch's own reader is the one that
+// fails here), and a restricted reader is what keeps untrusted checkpoints safe.
 // Includes torch headers: only for torch translation units.
 #include <filesystem>
 #include <map>

@@ -1,10 +1,10 @@
 #pragma once
-// The tensors of a vec2text checkpoint folder as published on the Hugging Face hub
-// (jxm/gtr__nq__32, jxm/gtr__nq__32__correct): config.json plus one of
+// The one loader of Hugging Face checkpoint folders for every T5 in lvmflow (GTR-T5 in
+// encode.gtr_t5, the vec2text models in decode.vec2text): config.json plus one of
 //   model.safetensors | pytorch_model.bin | pytorch_model.bin.index.json + its shards
-// (pytorch_model-0000x-of-0000y.bin). Unlike stages/encode's WeightFile this also answers
-// "which names, which shape", which the decoder needs to read the T5 architecture off the
-// tensors (vec2text's config.json only names the base model). Torch translation units only.
+// (pytorch_model-0000x-of-0000y.bin). Answers "which names, which shape" too, which vec2text
+// needs to read the T5 architecture off the tensors (its config.json only names the base
+// model). Torch translation units only.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -34,6 +34,9 @@ class CheckpointTensors {
   const std::filesystem::path& folder() const { return folder_; }
   // What was read: "model.safetensors", "pytorch_model.bin" or "pytorch_model.bin.index.json (2 shards)".
   const std::string& source() const { return source_; }
+  // Every weight file read, the shard index included (for fingerprints that must change
+  // when a file does).
+  const std::vector<std::filesystem::path>& files() const { return files_; }
 
  private:
   struct Entry {
@@ -42,6 +45,7 @@ class CheckpointTensors {
   };
   std::filesystem::path folder_;
   std::string source_;
+  std::vector<std::filesystem::path> files_;
   std::map<std::string, Entry> tensors_;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
-// The subset of a Hugging Face T5 config.json that the encoder needs, checked on load.
+// The T5 dimensions lvmflow reads: from a Hugging Face config.json (read_t5_config, GTR-T5) or
+// off the tensors themselves (infer_t5_arch in t5_model.hpp, vec2text), checked on load.
 #include <cstdint>
 #include <filesystem>
 #include <string>
