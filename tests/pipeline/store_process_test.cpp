@@ -60,9 +60,8 @@ stages:
     type: chunk.text
     inputs: [articles]
   - name: vectors
-    type: encode.gtr_t5
+    type: encode.hashed
     inputs: [chunks]
-    params: {model: ""}
 )";
 }
 
@@ -167,7 +166,7 @@ TEST_F(StoreProcessTest, SigtermCancelsTheRunAndIsNamedAsSuch) {
 
 // The issue's case end to end: a corrupted vectors.npy, then `--force vectors` restores it.
 TEST_F(StoreProcessTest, ForceRepairsACorruptedVectorsFile) {
-  if (!stage_registry().find("encode.gtr_t5")) GTEST_SKIP() << "the encode family is not built";
+  if (!stage_registry().find("encode.hashed")) GTEST_SKIP() << "the encode family is not built";
   auto file = write("pipeline.yaml", sample_vectors_yaml("vectors"));
   ASSERT_EQ(shell(kBinary + " run " + file.string() + " --quiet").first, 0);
   auto s = load_spec(file, stage_registry());
@@ -190,7 +189,7 @@ TEST_F(StoreProcessTest, ForceRepairsACorruptedVectorsFile) {
 // Two identical runs at once used to share lvm.train's resume folder and fail renaming each
 // other's state file; now the second trains in a private folder and both succeed.
 TEST_F(StoreProcessTest, TwoIdenticalTrainingRunsAtOnceBothSucceed) {
-  if (!stage_registry().find("lvm.train") || !stage_registry().find("encode.gtr_t5"))
+  if (!stage_registry().find("lvm.train") || !stage_registry().find("encode.hashed"))
     GTEST_SKIP() << "the lvm or encode family is not built";
   auto file = write("pipeline.yaml", sample_vectors_yaml("train_twice") + R"(  - name: windows
     type: seq.window
