@@ -103,6 +103,49 @@ struct LayerNorm {
 };
 
 // ---------------------------------------------------------------------------------------
+// A linear layer: the packed kernel for few rows (batch-1 steps), torch's GEMM for many.
+// From ~32 rows the product is compute-bound, where OpenBLAS (float32) and oneDNN (bfloat16,
+// AMX tiles on CPUs that have them) beat the packed matrix-vector kernel; int8 keeps its own
+// kernel (VNNI) at every size.
+class Linear {
+ public:
+  static constexpr std::size_t kGemmRows = 32;
+
+  Linear() = default;
+  // weight [out, in], bias [out] or undefined; float32 contiguous.
+  Linear(const torch::Tensor& weight, const torch::Tensor& bias, LvmDType dtype)
+      : packed_(weight.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, weight.size(0),
+                weight.size(1), dtype) {
+    if (dtype == LvmDType::Int8) return;
+    weight_ = dtype == LvmDType::BFloat16 ? weight.to(torch::kBFloat16) : weight.clone();
+    if (bias.defined()) bias_ = bias.clone();
+  }
+
+  std::size_t out() const { return packed_.out(); }
+  void apply(const float* x, std::size_t rows, float* y, bool accumulate = false) const {
+    apply(x, packed_.in(), rows, y, packed_.out(), accumulate);
+  }
+  void apply(const float* x, std::size_t x_stride, std::size_t rows, float* y, std::size_t y_stride,
+             bool accumulate = false) const {
+    if (rows < kGemmRows || !weight_.defined()) return packed_.apply(x, x_stride, rows, y, y_stride, accumulate);
+    const auto n = std::int64_t(rows);
+    const std::vector<std::int64_t> input_shape{n, std::int64_t(packed_.in())}, output_shape{n, std::int64_t(packed_.out())};
+    auto input = torch::from_blob(const_cast<float*>(x), input_shape, {std::int64_t(x_stride), 1}, torch::kFloat);
+    auto output = torch::from_blob(y, output_shape, {std::int64_t(y_stride), 1}, torch::kFloat);
+    torch::Tensor product = weight_.scalar_type() == torch::kFloat
+                                ? torch::linear(input, weight_)
+                                : torch::linear(input.to(torch::kBFloat16), weight_).to(torch::kFloat);
+    if (bias_.defined()) product.add_(bias_);
+    if (accumulate) output.add_(product);
+    else output.copy_(product);
+  }
+
+ private:
+  PackedLinear packed_;
+  torch::Tensor weight_, bias_;   // float32 or bfloat16 copy for the GEMM path
+};
+
+// ---------------------------------------------------------------------------------------
 // Weights of a module, by the state_dict names lvm_models.cpp registers.
 class Weights {
  public:
@@ -115,16 +158,14 @@ class Weights {
     return it->second;
   }
   // Linear(name.weight, name.bias) packed in `dtype`.
-  PackedLinear linear(const std::string& name, LvmDType dtype) const {
-    const auto& w = get(name + ".weight");
-    return PackedLinear(w.data_ptr<float>(), get(name + ".bias").data_ptr<float>(), w.size(0), w.size(1), dtype);
+  Linear linear(const std::string& name, LvmDType dtype) const {
+    return Linear(get(name + ".weight"), get(name + ".bias"), dtype);
   }
   // Rows [first, first + count) of a weight matrix (and of its bias, when given).
-  PackedLinear rows(const std::string& weight, const torch::Tensor& bias, std::int64_t first, std::int64_t count,
-                    LvmDType dtype) const {
+  Linear rows(const std::string& weight, const torch::Tensor& bias, std::int64_t first, std::int64_t count,
+              LvmDType dtype) const {
     auto w = get(weight).narrow(0, first, count).contiguous();
-    torch::Tensor b = bias.defined() ? bias.narrow(0, first, count).contiguous() : bias;
-    return PackedLinear(w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr, count, w.size(1), dtype);
+    return Linear(w, bias.defined() ? bias.narrow(0, first, count).contiguous() : bias, dtype);
   }
   std::vector<float> values(const std::string& name) const {
     const auto& t = get(name);
@@ -178,8 +219,8 @@ class FastLstm : public FastLvm {
 
  private:
   std::size_t hidden_;
-  std::vector<PackedLinear> input_, recurrent_;
-  PackedLinear output_;
+  std::vector<Linear> input_, recurrent_;
+  Linear output_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -226,12 +267,12 @@ class FastGru : public FastLvm {
 
  private:
   struct Block {
-    PackedLinear input, recurrent;
+    Linear input, recurrent;
     Buffer recurrent_bias;
     LayerNorm norm;
   };
   std::size_t hidden_;
-  PackedLinear input_proj_, output_;
+  Linear input_proj_, output_;
   std::vector<Block> blocks_;
 };
 
@@ -240,7 +281,7 @@ class FastGru : public FastLvm {
 
 // torch.nn.MultiheadAttention's math for `queries` rows of each sequence against `keys` rows.
 struct Attention {
-  PackedLinear q, kv, out;   // in_proj_weight rows [0, E) and [E, 3E); out_proj
+  Linear q, kv, out;   // in_proj_weight rows [0, E) and [E, 3E); out_proj
   std::size_t width = 0, heads = 0;
 
   // query: [batch * tq, E]; source: [batch * ts, E] -> result [batch * tq, E]. causal: query
@@ -345,7 +386,7 @@ class FastTransformer : public FastLvm {
  private:
   struct Layer {
     Attention self_attn, cross_attn;
-    PackedLinear linear1, linear2;
+    Linear linear1, linear2;
     LayerNorm norm1, norm2, norm3;
 
     // torch.nn.TransformerDecoderLayer (post-norm, ReLU), eval mode. query: [batch * tq, E],
@@ -382,7 +423,7 @@ class FastTransformer : public FastLvm {
   static constexpr std::size_t kCachedPositions = 64;
   std::size_t hidden_, ff_;
   Buffer positions_;   // the first kCachedPositions positions, [t * E + i]
-  PackedLinear input_proj_, head_in_, head_out_;
+  Linear input_proj_, head_in_, head_out_;
   LayerNorm head_norm_;
   std::vector<Layer> layers_;
 };
@@ -394,7 +435,7 @@ class FastAmn : public FastLvm {
   FastAmn(const Weights& w, const ModelConfig& c, LvmDType dtype) : FastLvm(dtype, c.input_dim), ff_(c.ff) {
     query_proj_ = w.linear("query_proj", dtype);
     auto key_t = w.get("key_proj.weight").t().contiguous();   // [D, A]: q -> W_k^T q
-    key_query_ = PackedLinear(key_t.data_ptr<float>(), nullptr, key_t.size(0), key_t.size(1), dtype);
+    key_query_ = Linear(key_t, torch::Tensor(), dtype);
     mlp_in_ = w.linear("residual_mlp.0", dtype);
     mlp_norm1_ = w.norm("residual_mlp.2");
     mlp_mid_ = w.linear("residual_mlp.3", dtype);
@@ -449,7 +490,7 @@ class FastAmn : public FastLvm {
 
  private:
   std::size_t ff_;
-  PackedLinear query_proj_, key_query_, mlp_in_, mlp_mid_, mlp_out_;
+  Linear query_proj_, key_query_, mlp_in_, mlp_mid_, mlp_out_;
   LayerNorm mlp_norm1_, mlp_norm2_;
   float scale_ = 1.0f;
 };

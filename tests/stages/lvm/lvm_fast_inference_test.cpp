@@ -41,7 +41,8 @@ TEST(PackedLinear, MatchesThePlainProductInEveryDtype) {
       for (std::size_t o = 0; o < out; ++o)
         ASSERT_FLOAT_EQ(twice[r * out + o], (r % 2 == 0 ? 2.0f : 1.0f) * y[r * out + o]) << to_string(dtype);
   }
-  EXPECT_EQ(PackedLinear(w.data(), nullptr, out, in, LvmDType::Int8).weight_bytes(), 48u * in);
+  // int8: 48 padded rows x 24 inputs (groups of 4)
+  EXPECT_EQ(PackedLinear(w.data(), nullptr, out, in, LvmDType::Int8).weight_bytes(), 48u * 24u);
 }
 
 TEST(PackedLinear, DtypeNames) {
@@ -67,7 +68,7 @@ TEST(FastLvm, Float32MatchesTheTorchForwardForEveryArchitecture) {
   for (const std::string arch : {"amn", "lstm", "gru", "transformer"}) {
     auto model = random_model(arch);
     auto fast = make_fast_lvm(*model, LvmDType::Float32);
-    for (std::int64_t batch : {1, 5}) {
+    for (std::int64_t batch : {1, 5, 40}) {   // 40 x 4 rows: the GEMM path
       for (std::int64_t steps : {4, 1}) {
         auto x = torch::randn({batch, steps, 40});
         c10::InferenceMode guard;
