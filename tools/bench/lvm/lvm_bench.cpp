@@ -21,6 +21,7 @@
 #include "pipeline/error.hpp"
 #include "stages/common/json.hpp"
 #include "stages/lvm/fast_inference.hpp"
+#include "stages/lvm/fused_adamw.hpp"
 #include "stages/lvm/lvm_models.hpp"
 
 using namespace lvmflow;
@@ -90,16 +91,15 @@ Row bench_cpp(const std::string& arch, int reps, int train_steps) {
       row.cosine_to_float32[variant] = torch::cosine_similarity(fast[variant]->forward(x), reference, 1).mean().item<double>();
   }
   model->train();
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01));
+  // lvm.train's optimizer: AdamW with the clipping fused into its step.
+  FusedAdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01), 1.0);
   auto x = torch::randn({32, 5, 768});
   auto y = torch::nn::functional::normalize(torch::randn({32, 768}), torch::nn::functional::NormalizeFuncOptions().dim(-1));
-  auto params = model->parameters();
   double step_ms = median_ms(
       [&] {
         auto loss = torch::nn::functional::mse_loss(model->forward(x), y);
         optimizer.zero_grad();
         loss.backward();
-        torch::nn::utils::clip_grad_norm_(params, 1.0);
         optimizer.step();
       },
       train_steps);
