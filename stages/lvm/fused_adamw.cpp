@@ -119,4 +119,9 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   return loss;
 }
 
+void FusedAdamW::release_grads() {
+  for (auto& group : param_groups_)
+    for (auto& p : group.params()) p.mutable_grad().reset();
+}
+
 }  // namespace lvmflow

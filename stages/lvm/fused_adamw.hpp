@@ -21,6 +21,11 @@ class FusedAdamW : public torch::optim::AdamW {
 
   torch::Tensor step(LossClosure closure = nullptr) override;
 
+  // Drops the gradients instead of zeroing them (zero_grad() writes zeros, then backward adds
+  // the new gradient to them: two passes over every parameter); backward then stores its
+  // gradient tensors directly. Call it where zero_grad() would go.
+  void release_grads();
+
  private:
   double max_grad_norm_;
 };

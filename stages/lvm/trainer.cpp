@@ -294,7 +294,7 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
       gather_windows(data, order, begin, end, &contexts, &targets);
       auto pred = rng.run([&] { return model->forward(contexts); });
       auto loss = lvm_loss(s.loss, pred, targets, s.temperature);
-      optimizer.zero_grad();
+      optimizer.release_grads();
       loss.backward();
       optimizer.step();   // clips the gradients to s.grad_clip first
       loss_sum += loss.item<double>() * double(end - begin);

@@ -98,7 +98,7 @@ Row bench_cpp(const std::string& arch, int reps, int train_steps) {
   double step_ms = median_ms(
       [&] {
         auto loss = torch::nn::functional::mse_loss(model->forward(x), y);
-        optimizer.zero_grad();
+        optimizer.release_grads();
         loss.backward();
         optimizer.step();
       },
