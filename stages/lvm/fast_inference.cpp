@@ -20,7 +20,8 @@ namespace {
 // e^x within ~2 ulp on [-87, 88] (Cephes expf polynomial), without a libm call so that the
 // loops around it vectorise.
 inline float exp_approx(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  // Comparisons, not std::fmin/fmax: those are libm calls (NaN rules) and stop vectorisation.
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -69,7 +70,7 @@ LVMFLOW_VECTOR_CLONES void gelu(float* x, std::size_t n) {
 }
 
 LVMFLOW_VECTOR_CLONES void relu(float* x, std::size_t n) {
-  for (std::size_t j = 0; j < n; ++j) x[j] = std::fmax(x[j], 0.0f);
+  for (std::size_t j = 0; j < n; ++j) x[j] = x[j] > 0.0f ? x[j] : 0.0f;
 }
 
 LVMFLOW_VECTOR_CLONES void add(float* x, const float* y, std::size_t n) {
@@ -80,7 +81,7 @@ LVMFLOW_VECTOR_CLONES void add(float* x, const float* y, std::size_t n) {
 LVMFLOW_VECTOR_CLONES void l2_normalize(float* x, std::size_t n) {
   float sum = 0;
   for (std::size_t j = 0; j < n; ++j) sum += x[j] * x[j];
-  const float inv = 1.0f / std::fmax(std::sqrt(sum), 1e-12f);
+  const float norm = std::sqrt(sum), inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
   for (std::size_t j = 0; j < n; ++j) x[j] *= inv;
 }
 

@@ -10,6 +10,7 @@
 // which keeps a burst of someone else's load from landing on one side only.
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -38,6 +39,7 @@ struct Row {
   std::map<std::string, std::map<int, double>> cpp_ms;   // C++: variant -> batch -> median ms
   std::map<std::string, double> cosine_to_float32;       // C++ reduced precisions: mean cosine to float32
   double train_samples_per_s = 0;
+  std::map<std::string, double> train_phase_ms;   // forward / backward / optimizer: median ms
 };
 
 // "cpu": process CPU time (with one thread, the latency an idle machine would show, however
@@ -95,15 +97,26 @@ Row bench_cpp(const std::string& arch, int reps, int train_steps) {
   FusedAdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01), 1.0);
   auto x = torch::randn({32, 5, 768});
   auto y = torch::nn::functional::normalize(torch::randn({32, 768}), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  std::map<std::string, std::vector<double>> phases;   // where a step's time goes
   double step_ms = median_ms(
       [&] {
+        const double start = now_ms();
         auto loss = torch::nn::functional::mse_loss(model->forward(x), y);
+        const double forward_done = now_ms();
         optimizer.release_grads();
         loss.backward();
+        const double backward_done = now_ms();
         optimizer.step();
+        phases["forward"].push_back(forward_done - start);
+        phases["backward"].push_back(backward_done - forward_done);
+        phases["optimizer"].push_back(now_ms() - backward_done);
       },
       train_steps);
   row.train_samples_per_s = 32 * 1000.0 / step_ms;
+  for (auto& [phase, times] : phases) {
+    std::sort(times.begin(), times.end());
+    row.train_phase_ms[phase] = times[times.size() / 2];
+  }
   return row;
 }
 
@@ -123,6 +136,8 @@ std::map<std::string, Row> bench_python(const std::string& python, int threads, 
     r.params = j.at("params").as_int();
     for (int b : {1, 32, 128}) r.batch_ms[b] = j.at("batch" + std::to_string(b) + "_ms").as_double();
     r.train_samples_per_s = j.at("train_samples_per_s").as_double();
+    for (const char* phase : {"forward", "backward", "optimizer"})
+      r.train_phase_ms[phase] = j.at(std::string("train_") + phase + "_ms").as_double();
     rows[j.at("arch").as_string()] = r;
   }
   if (pclose(pipe) != 0) throw Error("lvm_bench", "the Python peer failed: " + cmd, "run it by hand to see why");
@@ -175,7 +190,10 @@ int main(int argc, char** argv) {
       for (auto& [batch, ms] : b.batch_ms) ms = std::min(ms, r.batch_ms.at(batch));
       for (auto& [variant, by_batch] : b.cpp_ms)
         for (auto& [batch, ms] : by_batch) ms = std::min(ms, r.cpp_ms.at(variant).at(batch));
-      b.train_samples_per_s = std::max(b.train_samples_per_s, r.train_samples_per_s);
+      if (r.train_samples_per_s > b.train_samples_per_s) {
+        b.train_samples_per_s = r.train_samples_per_s;
+        b.train_phase_ms = r.train_phase_ms;
+      }
     };
     for (int round = 0; round < rounds; ++round) {
       for (const auto& arch : archs) {
@@ -222,6 +240,20 @@ int main(int argc, char** argv) {
                   have_py ? std::to_string(py[arch].train_samples_per_s).substr(0, 8).c_str() : "-",
                   have_py ? (std::to_string(cpp[arch].train_samples_per_s / py[arch].train_samples_per_s).substr(0, 4) + "x").c_str()
                           : "-");
+    }
+    std::printf("\nLVM training step phases, median ms (best round): forward / backward / optimizer "
+                "(backward includes releasing / zeroing the old gradients; optimizer: C++ fused clip + AdamW,\n"
+                "Python clip_grad_norm_ + AdamW)\n");
+    std::printf("%-12s %26s %26s\n", "arch", "C++", "Python");
+    for (const auto& arch : archs) {
+      auto phases = [](const Row& r) {
+        char text[64];
+        std::snprintf(text, sizeof text, "%.1f / %.1f / %.1f", r.train_phase_ms.at("forward"),
+                      r.train_phase_ms.at("backward"), r.train_phase_ms.at("optimizer"));
+        return std::string(text);
+      };
+      std::printf("%-12s %26s %26s\n", arch.c_str(), phases(cpp[arch]).c_str(),
+                  py.count(arch) ? phases(py[arch]).c_str() : "-");
     }
   } catch (const std::exception& e) {
     std::cerr << "lvm_bench: " << e.what() << "\n";
