@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "pipeline/error.hpp"
@@ -104,12 +105,17 @@ void panel_avx512(const W* panel, std::size_t in, const float* x, std::size_t x_
   }
 }
 
+// LVMFLOW_PORTABLE_KERNELS=1 forces the portable loops (to test them on an AVX-512 machine).
+bool portable_forced() {
+  static const bool forced = std::getenv("LVMFLOW_PORTABLE_KERNELS") != nullptr;
+  return forced;
+}
 bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f");
+  static const bool has = __builtin_cpu_supports("avx512f") && !portable_forced();
   return has;
 }
 bool cpu_has_avx512_vnni() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   return has;
 }
 
