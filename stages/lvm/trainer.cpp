@@ -10,6 +10,7 @@
 
 #include "pipeline/error.hpp"
 #include "stages/lvm/checkpoint.hpp"
+#include "stages/lvm/fused_adamw.hpp"
 
 namespace lvmflow {
 namespace F = torch::nn::functional;
@@ -243,7 +244,7 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
   ModelConfig config = default_model_config(s.arch, std::int64_t(data.dim), std::int64_t(data.context), s.hidden, s.layers);
   TrainingRng rng(s.seed);
   auto model = rng.run([&] { return make_model(config); });
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+  FusedAdamW optimizer(model->parameters(), torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay), s.grad_clip);
 
   ResumeState state;
   state.lr = s.lr;
@@ -281,7 +282,6 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
 
   double train_seconds = 0;
   std::size_t samples = 0;
-  const auto params = model->parameters();
   for (std::int64_t epoch = state.epoch + 1; epoch <= s.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     model->train();
@@ -294,10 +294,9 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
       gather_windows(data, order, begin, end, &contexts, &targets);
       auto pred = rng.run([&] { return model->forward(contexts); });
       auto loss = lvm_loss(s.loss, pred, targets, s.temperature);
-      optimizer.zero_grad();
+      optimizer.release_grads();
       loss.backward();
-      if (s.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
-      optimizer.step();
+      optimizer.step();   // clips the gradients to s.grad_clip first
       loss_sum += loss.item<double>() * double(end - begin);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -205,5 +205,23 @@ TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
   EXPECT_THROW(testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs), Error);
 }
 
+TEST(LvmEvalStage, ReducedPrecisionReportsItsValCosineChange) {
+  auto windows = testdata::synthetic_window_batches();
+  auto gru = train_stage("gru", windows);
+  testing::TestContext ctx("lvm.eval", {{"dtype", "int8"}});
+  std::vector<StageInput> inputs(2);
+  inputs[0].name = "windows";
+  inputs[0].batches = windows;
+  inputs[1].name = "train_gru";
+  inputs[1].dir = gru->artifact_dir();
+  auto stage = ctx.make_stage();
+  testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs);
+  const double change = ctx.metric_value("val_cosine_change_vs_float32", "train_gru");
+  EXPECT_NE(change, 0.0);
+  EXPECT_LE(std::abs(change), 0.002);
+  EXPECT_NE(ctx.text_metrics.at("eval_table").find("int8 weights"), std::string::npos);
+  EXPECT_THROW(testing::TestContext("lvm.eval", {{"dtype", "fp16"}}).make_stage(), Error);
+}
+
 }  // namespace
 }  // namespace lvmflow

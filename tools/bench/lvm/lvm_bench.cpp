@@ -10,6 +10,7 @@
 // which keeps a burst of someone else's load from landing on one side only.
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -20,16 +21,25 @@
 
 #include "pipeline/error.hpp"
 #include "stages/common/json.hpp"
+#include "stages/lvm/fast_inference.hpp"
+#include "stages/lvm/fused_adamw.hpp"
 #include "stages/lvm/lvm_models.hpp"
 
 using namespace lvmflow;
 
 namespace {
 
+// Inference variants of the C++ side: the torch module, then the fast path in each dtype.
+const std::vector<std::string> kVariants = {"torch", "float32", "bfloat16", "int8"};
+const std::vector<int> kBatches = {1, 32, 128};
+
 struct Row {
   std::int64_t params = 0;
-  std::map<int, double> batch_ms;   // batch size -> median ms per batch
+  std::map<int, double> batch_ms;                        // Python: batch size -> median ms per batch
+  std::map<std::string, std::map<int, double>> cpp_ms;   // C++: variant -> batch -> median ms
+  std::map<std::string, double> cosine_to_float32;       // C++ reduced precisions: mean cosine to float32
   double train_samples_per_s = 0;
+  std::map<std::string, double> train_phase_ms;   // forward / backward / optimizer: median ms
 };
 
 // "cpu": process CPU time (with one thread, the latency an idle machine would show, however
@@ -63,26 +73,50 @@ Row bench_cpp(const std::string& arch, int reps, int train_steps) {
   model->eval();
   Row row;
   row.params = model->parameter_count();
-  for (int batch : {1, 32, 128}) {
+  std::map<std::string, std::unique_ptr<FastLvm>> fast;
+  for (const auto& variant : kVariants)
+    if (variant != "torch") fast[variant] = make_fast_lvm(*model, parse_lvm_dtype(variant, "lvm_bench"));
+  for (int batch : kBatches) {
     auto x = torch::randn({batch, 5, 768});
     c10::InferenceMode guard;
-    row.batch_ms[batch] = median_ms([&] { (void)model->forward(x).data_ptr<float>(); }, batch < 128 ? reps : std::max(5, reps / 4));
+    const int n = batch < 128 ? reps : std::max(5, reps / 4);
+    row.cpp_ms["torch"][batch] = median_ms([&] { (void)model->forward(x).data_ptr<float>(); }, n);
+    for (const auto& [variant, op] : fast) row.cpp_ms[variant][batch] = median_ms([&] { (void)op->forward(x); }, n);
+  }
+  {
+    // How far the rounded weights move the output: mean cosine to float32 (random weights
+    // and inputs; lvm.eval reports the val-cosine change of a trained model).
+    c10::InferenceMode guard;
+    auto x = torch::randn({128, 5, 768});
+    auto reference = fast["float32"]->forward(x);
+    for (const auto& variant : {"bfloat16", "int8"})
+      row.cosine_to_float32[variant] = torch::cosine_similarity(fast[variant]->forward(x), reference, 1).mean().item<double>();
   }
   model->train();
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01));
+  // lvm.train's optimizer: AdamW with the clipping fused into its step.
+  FusedAdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-4).weight_decay(0.01), 1.0);
   auto x = torch::randn({32, 5, 768});
   auto y = torch::nn::functional::normalize(torch::randn({32, 768}), torch::nn::functional::NormalizeFuncOptions().dim(-1));
-  auto params = model->parameters();
+  std::map<std::string, std::vector<double>> phases;   // where a step's time goes
   double step_ms = median_ms(
       [&] {
+        const double start = now_ms();
         auto loss = torch::nn::functional::mse_loss(model->forward(x), y);
-        optimizer.zero_grad();
+        const double forward_done = now_ms();
+        optimizer.release_grads();
         loss.backward();
-        torch::nn::utils::clip_grad_norm_(params, 1.0);
+        const double backward_done = now_ms();
         optimizer.step();
+        phases["forward"].push_back(forward_done - start);
+        phases["backward"].push_back(backward_done - forward_done);
+        phases["optimizer"].push_back(now_ms() - backward_done);
       },
       train_steps);
   row.train_samples_per_s = 32 * 1000.0 / step_ms;
+  for (auto& [phase, times] : phases) {
+    std::sort(times.begin(), times.end());
+    row.train_phase_ms[phase] = times[times.size() / 2];
+  }
   return row;
 }
 
@@ -102,6 +136,8 @@ std::map<std::string, Row> bench_python(const std::string& python, int threads, 
     r.params = j.at("params").as_int();
     for (int b : {1, 32, 128}) r.batch_ms[b] = j.at("batch" + std::to_string(b) + "_ms").as_double();
     r.train_samples_per_s = j.at("train_samples_per_s").as_double();
+    for (const char* phase : {"forward", "backward", "optimizer"})
+      r.train_phase_ms[phase] = j.at(std::string("train_") + phase + "_ms").as_double();
     rows[j.at("arch").as_string()] = r;
   }
   if (pclose(pipe) != 0) throw Error("lvm_bench", "the Python peer failed: " + cmd, "run it by hand to see why");
@@ -152,7 +188,12 @@ int main(int argc, char** argv) {
       }
       Row& b = best[arch];
       for (auto& [batch, ms] : b.batch_ms) ms = std::min(ms, r.batch_ms.at(batch));
-      b.train_samples_per_s = std::max(b.train_samples_per_s, r.train_samples_per_s);
+      for (auto& [variant, by_batch] : b.cpp_ms)
+        for (auto& [batch, ms] : by_batch) ms = std::min(ms, r.cpp_ms.at(variant).at(batch));
+      if (r.train_samples_per_s > b.train_samples_per_s) {
+        b.train_samples_per_s = r.train_samples_per_s;
+        b.train_phase_ms = r.train_phase_ms;
+      }
     };
     for (int round = 0; round < rounds; ++round) {
       for (const auto& arch : archs) {
@@ -160,22 +201,36 @@ int main(int argc, char** argv) {
         for (const auto& [name, row] : bench_python(python, threads, reps, train_steps, arch)) keep_best(py, name, row);
       }
     }
-    std::printf("LVM inference, median ms per batch, best of %d rounds (%d torch thread%s, %d reps; batch 128: %d reps)\n",
+    std::printf("LVM inference, median ms per batch, best of %d rounds (%d torch thread%s, %d reps; batch 128: %d reps)\n"
+                "torch: the libtorch module (LvmModel::forward); float32/bfloat16/int8: the fast path (fast_inference.hpp)\n"
+                "with weights in that dtype; best: the fastest of those; speedup: Python / best\n",
                 rounds, threads, threads == 1 ? "" : "s", reps, std::max(5, reps / 4));
-    std::printf("%-12s %10s %6s %12s %12s %9s %14s %12s\n", "arch", "params", "batch", "C++ ms", "Python ms",
-                "speedup", "C++ ms/query", "seed ms/q");
+    std::printf("%-12s %6s %9s %9s %9s %9s %-9s %10s %8s %10s %9s\n", "arch", "batch", "torch", "float32", "bfloat16",
+                "int8", "best", "Python ms", "speedup", "best ms/q", "seed ms/q");
     for (const auto& arch : archs) {
-      for (int b : {1, 32, 128}) {
-        const double c = cpp[arch].batch_ms[b];
+      for (int b : kBatches) {
+        const Row& r = cpp[arch];
+        std::string best = "float32";
+        for (const auto& v : {"bfloat16", "int8"})
+          if (r.cpp_ms.at(v).at(b) < r.cpp_ms.at(best).at(b)) best = v;
+        const double best_ms = r.cpp_ms.at(best).at(b);
         const bool have_py = py.count(arch) != 0;
-        const double p = have_py ? py[arch].batch_ms[b] : 0;
-        char seed[32] = "";
+        char python[32] = "-", speedup[32] = "-", seed[32] = "";
+        if (have_py) {
+          std::snprintf(python, sizeof python, "%.3f", py[arch].batch_ms[b]);
+          std::snprintf(speedup, sizeof speedup, "%.2fx", py[arch].batch_ms[b] / best_ms);
+        }
         if (b == 1) std::snprintf(seed, sizeof seed, "%.2f", seed_ms.at(arch));
-        std::printf("%-12s %10lld %6d %12.3f %12s %8s %14.4f %12s\n", arch.c_str(), static_cast<long long>(cpp[arch].params),
-                    b, c, have_py ? std::to_string(p).substr(0, 8).c_str() : "-",
-                    have_py ? (std::to_string(p / c).substr(0, 4) + "x").c_str() : "-", c / b, seed);
+        std::printf("%-12s %6d %9.3f %9.3f %9.3f %9.3f %-9s %10s %8s %10.4f %9s\n", arch.c_str(), b,
+                    r.cpp_ms.at("torch").at(b), r.cpp_ms.at("float32").at(b), r.cpp_ms.at("bfloat16").at(b),
+                    r.cpp_ms.at("int8").at(b), best.c_str(), python, speedup, best_ms / b, seed);
       }
     }
+    std::printf("\nReduced precision vs float32 (random weights, 128 random windows): mean cosine to the float32 output\n");
+    std::printf("%-12s %12s %12s %12s\n", "arch", "params", "bfloat16", "int8");
+    for (const auto& arch : archs)
+      std::printf("%-12s %12lld %12.6f %12.6f\n", arch.c_str(), static_cast<long long>(cpp[arch].params),
+                  cpp[arch].cosine_to_float32.at("bfloat16"), cpp[arch].cosine_to_float32.at("int8"));
     std::printf("\nLVM training, samples/s (batch 32, MSE, AdamW, grad clip 1.0; median of %d steps, best of %d rounds)\n",
                 train_steps, rounds);
     std::printf("%-12s %14s %14s %9s\n", "arch", "C++", "Python", "speedup");
@@ -185,6 +240,20 @@ int main(int argc, char** argv) {
                   have_py ? std::to_string(py[arch].train_samples_per_s).substr(0, 8).c_str() : "-",
                   have_py ? (std::to_string(cpp[arch].train_samples_per_s / py[arch].train_samples_per_s).substr(0, 4) + "x").c_str()
                           : "-");
+    }
+    std::printf("\nLVM training step phases, median ms (best round): forward / backward / optimizer "
+                "(backward includes releasing / zeroing the old gradients; optimizer: C++ fused clip + AdamW,\n"
+                "Python clip_grad_norm_ + AdamW)\n");
+    std::printf("%-12s %26s %26s\n", "arch", "C++", "Python");
+    for (const auto& arch : archs) {
+      auto phases = [](const Row& r) {
+        char text[64];
+        std::snprintf(text, sizeof text, "%.1f / %.1f / %.1f", r.train_phase_ms.at("forward"),
+                      r.train_phase_ms.at("backward"), r.train_phase_ms.at("optimizer"));
+        return std::string(text);
+      };
+      std::printf("%-12s %26s %26s\n", arch.c_str(), phases(cpp[arch]).c_str(),
+                  py.count(arch) ? phases(py[arch]).c_str() : "-");
     }
   } catch (const std::exception& e) {
     std::cerr << "lvm_bench: " << e.what() << "\n";

@@ -203,14 +203,24 @@ def bench(threads, reps, train_steps, archs, clock):
         x = torch.randn(32, config["context"], config["input_dim"])
         y = F.normalize(torch.randn(32, config["input_dim"]), dim=-1)
 
+        phases = {"forward": [], "backward": [], "optimizer": []}
+
         def step():
+            start = clock()
             loss = F.mse_loss(model(x), y)
+            forward_done = clock()
             optimizer.zero_grad()
             loss.backward()
+            backward_done = clock()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            phases["forward"].append(forward_done - start)
+            phases["backward"].append(backward_done - forward_done)
+            phases["optimizer"].append(clock() - backward_done)
         step_ms = median_ms(step, train_steps, clock)
         row["train_samples_per_s"] = 32 * 1000.0 / step_ms
+        for phase, times in phases.items():
+            row[f"train_{phase}_ms"] = sorted(times)[len(times) // 2] * 1000.0
         print(json.dumps(row), flush=True)
 
 
