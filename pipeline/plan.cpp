@@ -91,11 +91,14 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
     }
   }
 
+  std::vector<bool> shardable;
+  if (options.shardable_only || options.shard.active()) shardable = shardable_stages(plan.stages);
   for (std::size_t i = 0; i < plan.stages.size(); ++i) {
     auto& p = plan.stages[i];
     std::vector<std::string> input_keys;
     for (auto in : p.inputs) input_keys.push_back(plan.stages[in].key);
     p.key = stage_key(*p.spec, input_keys, store);
+    if (options.shard.count > 1 && shardable[i]) p.key = Sha256().field(p.key).field("shard").field(options.shard.text()).hex();
     // An uncached stage gets a fresh key each run, so everything downstream of it re-runs too:
     // its output may differ from the last run's.
     if (!p.spec->cache) p.key = Sha256().field(p.key).field("uncached").field(std::to_string(now_ms()) + "-" + std::to_string(i) + "-" + std::to_string(reinterpret_cast<std::uintptr_t>(&p))).hex();
@@ -103,6 +106,9 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
     if (!wanted[i]) {
       p.action = Action::Skipped;
       p.reason = "not needed for --until " + options.until;
+    } else if (!shardable.empty() && !shardable[i]) {
+      p.action = Action::Skipped;
+      p.reason = "not shardable: runs after lvmflow merge";
     } else if (!p.spec->cache) {
       p.action = Action::Run;
       p.reason = "cache: false";

@@ -6,6 +6,10 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
   libsentencepiece-dev libbz2-dev
+  # Gloo headers for libtorch's c10d ProcessGroupGloo (data-parallel lvm.train).
+  libgloo-dev
+  # A single-node Slurm cluster for the scale-out test (tests/pipeline/slurm_test.cpp).
+  munge slurmctld slurmd slurm-client
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.
