@@ -13,6 +13,7 @@ read -r -a counts <<<"${counts[*]}"
 extra=(${LVMFLOW_ARGS:-})
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+log="$work/lvmflow.log"   # the runs' own summary lines
 
 now() { date +%s.%N; }
 metric() {   # metric STORE STAGE NAME: the value in the store's newest run
@@ -27,26 +28,29 @@ else:
 }
 
 t0=$(now)
-"$lvmflow" run "$pipeline" --quiet --store "$work/unsharded" "${extra[@]}"
+"$lvmflow" run "$pipeline" --quiet --store "$work/unsharded" "${extra[@]}" 2>>"$log"
 unsharded=$(echo "$(now) - $t0" | bc)
 chunks=$(metric "$work/unsharded" vectors cache_misses)
 encode_s=$(metric "$work/unsharded" vectors encode_seconds)
+prefix_s=$("$lvmflow" profile last --store "$work/unsharded" --json | python3 -c "
+import json, sys
+print(sum(s['busy_s'] for s in json.load(sys.stdin)['stages'] if s['stage'] in ('articles', 'chunks')))")
 
-printf '%-8s %10s %12s %10s %10s %10s %12s\n' shards wall_s slowest_s merge_s rest_s merge_% chunks/shard
-printf '%-8s %10.2f %12s %10s %10s %10s %12s\n' none "$unsharded" - - - - "$chunks"
+printf '%-8s %8s %10s %8s %9s %8s %7s %8s %13s\n' shards wall_s shards_s merge_s import_s prefix_s rest_s merge_% chunks/shard
+printf '%-8s %8.2f %10s %8s %9s %8s %7s %8s %13s\n' none "$unsharded" - - - - - - "$chunks"
 for n in "${counts[@]}"; do
   store="$work/sharded-$n"
   t0=$(now)
   pids=()
   for ((i = 0; i < n; i++)); do
-    "$lvmflow" run "$pipeline" --quiet --store "$store" --shard "$i/$n" "${extra[@]}" &
+    "$lvmflow" run "$pipeline" --quiet --store "$store" --shard "$i/$n" "${extra[@]}" 2>>"$log" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
   t1=$(now)
-  "$lvmflow" merge "$pipeline" --quiet --store "$store" --shards "$n" "${extra[@]}"
+  merge_json=$("$lvmflow" merge "$pipeline" --quiet --json --store "$store" --shards "$n" "${extra[@]}" 2>>"$log")
   t2=$(now)
-  "$lvmflow" run "$pipeline" --quiet --store "$store" "${extra[@]}"
+  "$lvmflow" run "$pipeline" --quiet --store "$store" "${extra[@]}" 2>>"$log"
   t3=$(now)
   most=0
   for ((i = 0; i < n; i++)); do
@@ -57,8 +61,17 @@ for n in "${counts[@]}"; do
   merge_s=$(echo "$t2 - $t1" | bc)
   rest_s=$(echo "$t3 - $t2" | bc)
   wall=$(echo "$t3 - $t0" | bc)
-  printf '%-8s %10.2f %12.2f %10.2f %10.2f %9.1f%% %12s\n' "$n" "$wall" "$shards_s" "$merge_s" "$rest_s" \
-    "$(echo "100 * $merge_s / $wall" | bc -l)" "$most"
+  import_s=$(python3 -c "import json, sys; print(json.loads(sys.argv[1])['import_seconds'])" "$merge_json")
+  merge_run_s=$(python3 -c "import json, sys; print(json.loads(sys.argv[1])['seconds'])" "$merge_json")
+  printf '%-8s %8.2f %10.2f %8.2f %9.2f %8.2f %7.2f %7.1f%% %13s\n' "$n" "$wall" "$shards_s" "$merge_s" "$import_s" \
+    "$merge_run_s" "$rest_s" "$(echo "100 * $merge_s / $wall" | bc -l)" "$most"
 done
-echo "(unsharded: $chunks chunks, encoder busy ${encode_s}s = $(python3 -c "print(f'{1000*$encode_s/max(1,$chunks):.2f}')") ms/chunk;" \
-     "slowest_s: all shards started together until the last one ended; merge_%: merge / wall)"
+python3 - "$chunks" "$encode_s" "$prefix_s" <<'PY'
+import sys
+chunks, encode_s, prefix_s = int(float(sys.argv[1])), float(sys.argv[2]), float(sys.argv[3])
+print(f"(unsharded: {chunks} chunks; encoder busy {encode_s:.2f} s = {1000 * encode_s / chunks:.3f} ms/chunk; "
+      f"ingest + chunk busy {prefix_s:.2f} s = {1000 * prefix_s / chunks:.3f} ms/chunk.\n"
+      " shards_s: all shards started at once until the last ended; merge_s: the merge process (import_s: item caches\n"
+      " and run records, prefix_s: the unsharded prefix run from the item cache); rest_s: `lvmflow run` after it;\n"
+      " merge_%: merge_s / wall_s; chunks/shard: the largest shard's encoded chunks)")
+PY
