@@ -24,6 +24,7 @@ namespace {
 // come first), so their collectives may wait long; in-process ranks start together.
 constexpr std::chrono::seconds kLaunchedTimeout{48 * 3600};
 constexpr std::chrono::seconds kInProcessTimeout{600};
+constexpr std::chrono::seconds kReleaseTimeout{600};
 
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -244,12 +245,17 @@ int serve_training_rank(const RankInfo& info, std::ostream& log) {
   }
 }
 
-void release_training_ranks(const RankInfo& info) {
+void release_training_ranks(const RankInfo& info) noexcept {
   auto& launched = launched_group();
   std::lock_guard lock(launched.mutex);
   if (launched.failed) return;
-  if (!launched.group) launched.group = DataParallelGroup::connect(info, kLaunchedTimeout);
-  send_done(*launched.group);
+  try {
+    // The other ranks are waiting already (started together with this one), unless they died.
+    if (!launched.group) launched.group = DataParallelGroup::connect(info, kReleaseTimeout);
+    send_done(*launched.group);
+  } catch (const std::exception&) {
+    // They are gone or unreachable: nothing left to release.
+  }
   launched.group.reset();
 }
 

@@ -38,7 +38,8 @@ bool trains_data_parallel(int world_size);
 int serve_training_rank(const RankInfo& info, std::ostream& log);
 
 // Rank 0 of a launched job, after its pipeline: tells the other ranks to exit. Joins them
-// first if no lvm.train stage ran (all cached), so they do not wait forever.
-void release_training_ranks(const RankInfo& info);
+// first if no lvm.train stage ran (all cached), so they do not wait forever. Never throws:
+// ranks that are already gone need no release.
+void release_training_ranks(const RankInfo& info) noexcept;
 
 }  // namespace lvmflow

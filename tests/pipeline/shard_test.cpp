@@ -20,40 +20,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string sample_pipeline() {
-  return std::string(R"(pipeline: sharded
-store: store
-stages:
-  - name: articles
-    type: ingest.wikipedia
-    params: {path: ")") + LVMFLOW_SOURCE_DIR + R"(/data/sample-pages-articles.xml"}
-    batch_size: 4
-  - name: chunks
-    type: chunk.text
-    inputs: [articles]
-    concurrency: 2
-  - name: vectors
-    type: encode.gtr_t5
-    inputs: [chunks]
-  - name: windows
-    type: seq.window
-    inputs: [vectors]
-    params: {context: 5, val_fraction: 0.15, seed: 42}
-)";
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Every file of an artifact folder, by relative path.
 std::map<std::string, std::string> artifact_files(const fs::path& dir) {
   std::map<std::string, std::string> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = read_bytes(e.path());
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = read_file_bytes(e.path());
   return files;
 }
 
@@ -61,7 +32,7 @@ class ShardTest : public PipelineFixture {
  protected:
   void SetUp() override {
     PipelineFixture::SetUp();
-    file = write("pipeline.yaml", sample_pipeline());
+    file = write("pipeline.yaml", sample_rebuild_yaml("sharded"));
   }
   std::pair<int, std::string> lvmflow(const std::string& args, const fs::path& store) {
     return shell(std::string(LVMFLOW_BINARY) + " " + args + " --quiet --store " + store.string());

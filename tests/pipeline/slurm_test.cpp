@@ -2,10 +2,7 @@
 // Debian's packages (munge, slurmctld, slurmd, slurm-client; tools/setup.sh installs them):
 // munged, slurmctld and slurmd run in the foreground as children of this test, with their
 // state in a temp folder, and are stopped by pid at the end.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,30 +12,13 @@
 #include <regex>
 #include <thread>
 
+#include "stages/lvm/training_ranks.hpp"   // free_local_port
 #include "tests/pipeline/pipeline_fixture.hpp"
 
 namespace lvmflow::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool have_program(const std::string& name) { return shell("command -v " + name).first == 0; }
 
@@ -68,7 +48,7 @@ class SlurmTest : public PipelineFixture {
       if (rc == 0 && (out.find("idle") == 0 || out.find("mixed") == 0)) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    FAIL() << "the Slurm node did not come up:\n" << read_text(cluster / "slurmctld.out") << read_text(cluster / "slurmd.out");
+    FAIL() << "the Slurm node did not come up:\n" << read_file_bytes(cluster / "slurmctld.out") << read_file_bytes(cluster / "slurmd.out");
   }
   void TearDown() override {
     for (auto it = daemons.rbegin(); it != daemons.rend(); ++it) {
@@ -102,8 +82,8 @@ class SlurmTest : public PipelineFixture {
     auto [rc2, host] = shell("hostname");
     host = host.substr(0, host.find('\n'));
     std::ofstream(cluster / "slurm.conf")
-        << "ClusterName=lvmflowtest\nSlurmctldHost=" << host << "\nSlurmctldPort=" << free_port()
-        << "\nSlurmdPort=" << free_port() << "\nAuthType=auth/munge\nAuthInfo=socket=" << c
+        << "ClusterName=lvmflowtest\nSlurmctldHost=" << host << "\nSlurmctldPort=" << free_local_port()
+        << "\nSlurmdPort=" << free_local_port() << "\nAuthType=auth/munge\nAuthInfo=socket=" << c
         << "/munge.sock\nCredType=cred/munge\nProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
            "SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
            "StateSaveLocation="
@@ -137,28 +117,11 @@ class SlurmTest : public PipelineFixture {
 };
 
 TEST_F(SlurmTest, SubmitWithThreeShardsMatchesTheUnshardedRun) {
-  const auto file = write("pipeline.yaml", std::string(R"(pipeline: slurm
-store: store
-stages:
-  - name: articles
-    type: ingest.wikipedia
-    params: {path: ")") + LVMFLOW_SOURCE_DIR + R"(/data/sample-pages-articles.xml"}
-    batch_size: 4
-  - name: chunks
-    type: chunk.text
-    inputs: [articles]
-  - name: vectors
-    type: encode.gtr_t5
-    inputs: [chunks]
-  - name: windows
-    type: seq.window
-    inputs: [vectors]
-    params: {context: 5, val_fraction: 0.15, seed: 42}
-  - name: train
+  const auto file = write("pipeline.yaml", sample_rebuild_yaml("slurm", R"(  - name: train
     type: lvm.train
     inputs: [windows]
     params: {arch: amn, hidden: 32, epochs: 1}
-)");
+)"));
   const std::string lvmflow = LVMFLOW_BINARY;
   auto [rc, out] = shell(lvmflow + " run " + file.string() + " --quiet --store " + (dir / "reference").string());
   ASSERT_EQ(rc, 0) << out;
@@ -170,9 +133,9 @@ stages:
   ASSERT_TRUE(std::regex_search(out, ids, std::regex("shard (\\d+)\nmerge (\\d+)\nrest (\\d+)"))) << out;
   const std::string rest_state = wait_for_job(ids[3], 300);
   const fs::path logs = *fs::directory_iterator(dir / "store" / "slurm");
-  ASSERT_EQ(rest_state, "COMPLETED") << read_text(logs / "shard-0.out") << read_text(logs / "shard-1.out")
-                                     << read_text(logs / "merge.out") << read_text(logs / "rest.out")
-                                     << read_text(cluster / "slurmctld.log");
+  ASSERT_EQ(rest_state, "COMPLETED") << read_file_bytes(logs / "shard-0.out") << read_file_bytes(logs / "shard-1.out")
+                                     << read_file_bytes(logs / "merge.out") << read_file_bytes(logs / "rest.out")
+                                     << read_file_bytes(cluster / "slurmctld.log");
   for (int i = 0; i < 3; ++i) EXPECT_EQ(wait_for_job(std::string(ids[1]) + "_" + std::to_string(i), 10), "COMPLETED");
   EXPECT_EQ(wait_for_job(ids[2], 10), "COMPLETED");
 
@@ -190,17 +153,17 @@ stages:
     if (p.spec->type == "lvm.train") {
       const std::regex cosine("\"val_cosine\":\\s*([-0-9.e]+)");
       std::smatch a, b;
-      const std::string merged_json = read_text(merged.artifact_path(p.key) / "model.json");
-      const std::string reference_json = read_text(reference.artifact_path(p.key) / "model.json");
+      const std::string merged_json = read_file_bytes(merged.artifact_path(p.key) / "model.json");
+      const std::string reference_json = read_file_bytes(reference.artifact_path(p.key) / "model.json");
       ASSERT_TRUE(std::regex_search(merged_json, a, cosine)) << merged_json;
       ASSERT_TRUE(std::regex_search(reference_json, b, cosine)) << reference_json;
       EXPECT_NEAR(std::stod(a[1]), std::stod(b[1]), 1e-4);
-      EXPECT_NE(read_text(logs / "rest.out").find("rank 1/2: training amn"), std::string::npos) << read_text(logs / "rest.out");
+      EXPECT_NE(read_file_bytes(logs / "rest.out").find("rank 1/2: training amn"), std::string::npos) << read_file_bytes(logs / "rest.out");
       continue;
     }
     for (const auto& e : fs::directory_iterator(reference.artifact_path(p.key))) {
       const auto name = e.path().filename().string();
-      EXPECT_EQ(read_text(merged.artifact_path(p.key) / name), read_text(e.path())) << p.spec->name << "/" << name;
+      EXPECT_EQ(read_file_bytes(merged.artifact_path(p.key) / name), read_file_bytes(e.path())) << p.spec->name << "/" << name;
     }
   }
 }

@@ -158,15 +158,19 @@ int cmd_run(const CommandSpec& cmd, const Args& a) {
   // Started several times by srun/mpirun: ranks > 0 only serve rank 0's lvm.train stages.
   const auto launched = launched_rank();
   if (launched && launched->rank > 0) return serve_training_rank(*launched, std::cerr);
+  // However rank 0 ends (even on a bad pipeline file), it lets the waiting ranks go.
+  struct ReleaseRanks {
+    const std::optional<RankInfo>& rank;
+    ~ReleaseRanks() {
+      if (rank) release_training_ranks(*rank);
+    }
+  } release_ranks{launched};
 #endif
   PipelineSpec spec = load_pipeline(a, cmd);
   RunOptions o = run_options(a);
   if (a.has("--shard")) apply_shard_option(a.get("--shard"), spec, o);
   Store store(spec.store);
   RunResult r = run_pipeline(spec, store, o);
-#ifdef LVMFLOW_HAVE_TRAINING_RANKS
-  if (launched) release_training_ranks(*launched);
-#endif
   int ran = 0, cached = 0, skipped = 0;
   for (const auto& p : r.plan.stages) {
     ran += p.action == Action::Run;

@@ -17,14 +17,8 @@ namespace lvmflow {
 namespace {
 
 TrainSettings three_steps(const std::string& arch, std::size_t train_rows) {
-  TrainSettings s;
-  s.arch = arch;
-  s.hidden = 16;
-  s.layers = 1;
-  s.epochs = 1;
+  TrainSettings s = testdata::tiny(arch, 1);
   s.batch_size = std::int64_t((train_rows + 2) / 3);   // one epoch = 3 optimizer steps
-  s.lr = 3e-3;
-  s.seed = 7;
   return s;
 }
 
@@ -158,6 +152,16 @@ TEST(DataParallel, LaunchedRanksThroughTheCliTrainLikeOneProcess) {
   EXPECT_LT(max_weight_difference(*one.model, *launched.model), 1e-5);
   std::error_code ec;
   if (!::testing::Test::HasFailure()) fs::remove_all(dir, ec);
+}
+
+TEST(DataParallel, LaunchedRankZeroReleasesTheOthersEvenWhenItFails) {
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_local_port());
+  const std::string lvmflow = LVMFLOW_BINARY;
+  // Rank 1 would wait for trainings; rank 0 cannot even read its pipeline file.
+  const std::string both = env + " RANK=1 timeout 60 " + lvmflow + " run /nonexistent.yaml > /dev/null 2>&1 & p=$!; " +
+                           env + " RANK=0 " + lvmflow + " run /nonexistent.yaml > /dev/null 2>&1; r0=$?; wait $p; r1=$?; " +
+                           "test $r0 = 2 && test $r1 = 0";
+  EXPECT_EQ(std::system(both.c_str()), 0) << both;
 }
 
 }  // namespace
