@@ -1,6 +1,7 @@
 #include "pipeline/executor.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -73,47 +74,40 @@ class ProgressPrinter {
 
 }  // namespace
 
-RunResult run_pipeline(const PipelineSpec& spec, Store& store, const RunOptions& options) {
-  std::ostream& out = options.out ? *options.out : std::cerr;
-  RunResult result;
-  result.plan = make_plan(spec, store, options.plan);
-  result.run_id = store.begin_run(spec.name, spec.file.string(), options.args);
-  std::vector<StageEdge> edges;
-  for (const auto& p : result.plan.stages)
-    for (std::size_t slot = 0; slot < p.spec->inputs.size(); ++slot)
-      edges.push_back({p.spec->name, p.spec->inputs[slot], static_cast<std::int64_t>(slot)});
-  store.add_stage_edges(result.run_id, edges);
-  // Stages that take no part still get a record, so `show` lists the whole pipeline.
-  for (const auto& p : result.plan.stages)
-    if (p.action == Action::Cached || p.action == Action::Skipped) {
-      auto id = store.begin_stage_run(result.run_id, p.spec->name, p.spec->type, p.key, to_string(p.action));
-      store.finish_stage_run(id, p.action == Action::Cached ? "done" : "skipped", 0, 0, 0, 0, 0, "");
-    }
+namespace {
 
-  ProgressPrinter printer(out, options.progress);
-  GraphEvents events;
-  events.log = [&](const std::string& stage, const std::string& msg) { printer.log(stage, msg); };
-  events.stage_finished = [&](const StageProgress& p) { printer.stage_finished(p); };
-  RunGraph graph(spec, result.plan, store, result.run_id, options.graph, events);
+std::string interrupt_reason(const RunOptions& o) {
+  int sig = o.interrupt_signal ? o.interrupt_signal->load() : SIGINT;
+  if (sig == SIGINT) return "interrupted (Ctrl-C)";
+  const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : nullptr;
+  return std::string("interrupted (") + (name ? name : "signal " + std::to_string(sig)) + ")";
+}
 
-  // A watcher turns Ctrl-C into a graph cancellation (not async-signal-safe in a handler)
-  // and redraws the progress line.
-  auto started = std::chrono::steady_clock::now();
+// Runs the graph with a watcher thread that turns an interrupt into a graph cancellation (not
+// async-signal-safe in a handler) and redraws the progress line. Whatever happens, the watcher
+// is stopped and joined before this returns; an exception becomes the run's error.
+std::string run_watched(RunGraph& graph, ProgressPrinter& printer, const RunOptions& options, bool& interrupted) {
+  const auto started = std::chrono::steady_clock::now();
   std::mutex mutex;
   std::condition_variable cv;
-  bool done = false, interrupted = false;
+  bool done = false;
   std::thread watcher([&] {
     std::unique_lock lock(mutex);
     while (!cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return done; })) {
       if (options.interrupt && options.interrupt->load() && !interrupted) {
         interrupted = true;
-        graph.cancel("interrupted (Ctrl-C)");
+        graph.cancel(interrupt_reason(options));
       }
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       printer.status(graph.progress(), elapsed);
     }
   });
-  std::string error = graph.run();
+  std::string error;
+  try {
+    error = graph.run();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
   {
     std::lock_guard lock(mutex);
     done = true;
@@ -121,11 +115,54 @@ RunResult run_pipeline(const PipelineSpec& spec, Store& store, const RunOptions&
   cv.notify_all();
   watcher.join();
   printer.clear_line();
+  return error;
+}
+
+}  // namespace
+
+RunResult run_pipeline(const PipelineSpec& spec, Store& store, const RunOptions& options) {
+  std::ostream& out = options.out ? *options.out : std::cerr;
+  RunResult result;
+  result.plan = make_plan(spec, store, options.plan);
+  result.run_id = store.begin_run(spec.name, spec.file.string(), options.args);
+  const auto started = std::chrono::steady_clock::now();
+  ProgressPrinter printer(out, options.progress);
+  bool interrupted = false;
+  std::string error;
+  try {
+    std::vector<StageEdge> edges;
+    for (const auto& p : result.plan.stages)
+      for (std::size_t slot = 0; slot < p.spec->inputs.size(); ++slot)
+        edges.push_back({p.spec->name, p.spec->inputs[slot], static_cast<std::int64_t>(slot)});
+    store.add_stage_edges(result.run_id, edges);
+    // Stages that take no part still get a record, so `show` lists the whole pipeline.
+    for (const auto& p : result.plan.stages)
+      if (p.action == Action::Cached || p.action == Action::Skipped) {
+        auto id = store.begin_stage_run(result.run_id, p.spec->name, p.spec->type, p.key, to_string(p.action));
+        store.finish_stage_run(id, p.action == Action::Cached ? "done" : "skipped", 0, 0, 0, 0, 0, "");
+      }
+    for (const auto& p : result.plan.stages)
+      if (!p.damage.empty())
+        printer.log(p.spec->name, "stored output is damaged (" + p.damage + "): recomputing it, the new output replaces it");
+
+    GraphEvents events;
+    events.log = [&](const std::string& stage, const std::string& msg) { printer.log(stage, msg); };
+    events.stage_finished = [&](const StageProgress& p) { printer.stage_finished(p); };
+    RunGraph graph(spec, result.plan, store, result.run_id, options.graph, events);
+    error = run_watched(graph, printer, options, interrupted);
+  } catch (const std::exception& e) {   // the store could not record the run's start (disk full?)
+    error = e.what();
+  }
 
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   result.error = error;
   result.status = error.empty() ? "succeeded" : interrupted ? "cancelled" : "failed";
-  store.finish_run(result.run_id, result.status, error);
+  try {
+    store.finish_run(result.run_id, result.status, error);
+  } catch (const std::exception& e) {
+    result.status = "failed";
+    result.error = (error.empty() ? "" : error + "; ") + "could not record the run's end: " + e.what();
+  }
   return result;
 }
 

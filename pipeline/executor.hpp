@@ -23,6 +23,8 @@ struct RunOptions {
   std::string args;                  // the command line, recorded with the run
   // Set asynchronously (e.g. by a SIGINT handler) to cancel the run.
   const std::atomic<bool>* interrupt = nullptr;
+  // The signal that set `interrupt` (SIGINT, SIGTERM), named in the run's error.
+  const std::atomic<int>* interrupt_signal = nullptr;
 };
 
 struct RunResult {

@@ -110,6 +110,7 @@ struct RunGraph::Impl {
   GraphEvents events;
   Clock::time_point t0 = Clock::now();
   std::atomic<bool> cancel_flag{false};
+  std::atomic<bool> interrupted{false};   // cancelled from outside (a signal), not by an error
   std::mutex error_mutex;
   std::string error;
   flow::graph graph;   // declared before the runtimes: nodes must die before their graph
@@ -124,6 +125,14 @@ struct StageRuntime : StageContext, BatchSink {
   const std::string& stage_name() const override { return spec.name; }
   const Params& params() const override { return spec.params; }
   fs::path artifact_dir() const override { return staging; }
+  fs::path resume_dir(const std::string& id) override {
+    auto folder = g.store.claim_resume_folder(id);
+    fs::path path = folder->path();
+    if (!folder->shared()) log("another run is doing the same work: this run keeps its resume state in " + path.string());
+    std::lock_guard lock(mutex);
+    resume_folders.push_back(std::move(folder));
+    return path;
+  }
   fs::path input_dir(std::size_t i) const override {
     return g.store.artifact_path(g.plan.stages.at(planned.inputs.at(i)).key);
   }
@@ -199,12 +208,21 @@ struct StageRuntime : StageContext, BatchSink {
       entry.run_id = g.run_id;
       entry.items = items_out;
       entry.batches = batches;
-      g.store.commit_artifact(staging, entry, chunk_rows);
+      g.store.commit_artifact(staging, entry, chunk_rows, planned.replace_stored);
       committed = true;
     }
     finished_ns = g.now_ns();
     finished = true;
+    // Recorded now, not at the end of the run: a run killed later still shows this stage done.
+    record_stage_run("");
     if (g.events.stage_finished) g.events.stage_finished(snapshot());
+  }
+  void record_stage_run(const std::string& error) {
+    const bool interrupted = g.interrupted.load();
+    std::string status = finished ? "done" : (error.empty() || interrupted) ? "cancelled" : "failed";
+    g.store.finish_stage_run(stage_run_id, status, std::max<std::int64_t>(first_start, 0),
+                             finished ? finished_ns : g.now_ns(), items_in, items_out, batches,
+                             finished ? "" : error);
   }
   StageProgress snapshot() const {
     StageProgress p;
@@ -236,6 +254,7 @@ struct StageRuntime : StageContext, BatchSink {
   std::atomic<std::int64_t> items_in{0}, items_out{0}, batches{0};
   std::atomic<bool> finished{false};
   bool committed = false;
+  std::vector<std::unique_ptr<ResumeFolder>> resume_folders;
 
   // Where this stage's output goes: (consumer, its input slot).
   std::vector<std::pair<StageRuntime*, std::size_t>> outputs;
@@ -494,7 +513,10 @@ RunGraph::~RunGraph() {
   }
 }
 
-void RunGraph::cancel(const std::string& why) { impl_->fail("", why); }
+void RunGraph::cancel(const std::string& why) {
+  impl_->interrupted = true;
+  impl_->fail("", why);
+}
 bool RunGraph::cancelled() const { return impl_->cancel_flag.load(); }
 
 std::vector<StageProgress> RunGraph::progress() const {
@@ -565,10 +587,7 @@ std::string RunGraph::run() {
   for (auto& rt : g.runtimes) {
     if (!rt) continue;
     g.store.add_spans(g.run_id, rt->spans);
-    std::string status = rt->finished ? "done" : (g.error.empty() ? "cancelled" : "failed");
-    g.store.finish_stage_run(rt->stage_run_id, status, std::max<std::int64_t>(rt->first_start, 0),
-                             rt->finished ? rt->finished_ns : g.now_ns(), rt->items_in,
-                             rt->items_out, rt->batches, rt->finished ? "" : g.error);
+    rt->record_stage_run(g.error);
   }
   return g.error;
 }

@@ -115,9 +115,20 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
     } else if (forced) {
       p.action = Action::Run;
       p.reason = "--force";
+      p.replace_stored = true;
     } else if (store.find_cache(p.key)) {
-      p.action = Action::Cached;
-      p.reason = "output stored";
+      // Never use a damaged output: it is a miss, and the recomputed one replaces it.
+      ArtifactStatus status = store.verify_artifact(p.key, VerifyDepth::Quick);
+      if (status.ok()) {
+        p.action = Action::Cached;
+        p.reason = "output stored";
+      } else {
+        p.action = Action::Run;
+        p.damage = status.problems.front() +
+                   (status.problems.size() > 1 ? " (+" + std::to_string(status.problems.size() - 1) + " more)" : "");
+        p.reason = "stored output is damaged (" + p.damage + ")";
+        p.replace_stored = true;
+      }
     } else {
       p.action = Action::Run;
       p.reason = "no stored output for this key";

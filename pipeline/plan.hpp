@@ -27,6 +27,10 @@ struct PlannedStage {
   std::string key;
   Action action = Action::Run;
   std::string reason;                  // why this action (for `plan`)
+  // The stored output exists but failed its check (what was found); the stage runs again.
+  std::string damage;
+  // The commit replaces the stored folder (--force or damage) instead of keeping it.
+  bool replace_stored = false;
   std::vector<std::size_t> inputs;     // indices into Plan::stages
   std::vector<std::size_t> consumers;  // indices of stages that read this one and execute
 };

@@ -147,6 +147,11 @@ std::string shown_status(const RunRecord& run) {
   return run.status;
 }
 
+std::string shown_status(const RunRecord& run, const StageRunRecord& stage) {
+  bool unfinished = stage.status == "pending" || stage.status == "running";
+  return unfinished && shown_status(run) == "interrupted" ? "interrupted" : stage.status;
+}
+
 const StageProfile* RunProfile::bottleneck() const {
   for (const auto& s : stages)
     if (s.bottleneck) return &s;

@@ -39,6 +39,9 @@ struct StageProfile {
 // A run's status as shown to people: a "running" run whose process is gone was killed and is
 // shown as "interrupted".
 std::string shown_status(const RunRecord& run);
+// A stage's status as shown: a stage still pending or running in an interrupted run never
+// finished, and is shown as "interrupted".
+std::string shown_status(const RunRecord& run, const StageRunRecord& stage);
 
 struct RunProfile {
   RunRecord run;

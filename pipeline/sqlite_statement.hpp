@@ -9,6 +9,26 @@
 
 namespace lvmflow::store_sql {
 
+// What to tell the user about a failed SQLite call, by its error code.
+inline std::string sql_hint(sqlite3* db) {
+  switch (sqlite3_errcode(db)) {
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      return "the store is read-only: runs, show, plan, profile and verify work on it; run, gc need write access";
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+      return "is the disk full?";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return "the database is damaged: move lvmflow.db aside to start a new store";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "another lvmflow process holds the store's write lock";
+    default:
+      return "is the disk full or the store folder read-only?";
+  }
+}
+
 // Thin RAII wrapper over a prepared statement; binds by position starting at 1.
 class Statement {
  public:
@@ -32,8 +52,7 @@ class Statement {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error("store", std::string("SQL error: ") + sqlite3_errmsg(db_),
-                "is the disk full or the store folder read-only?");
+    throw Error("store", std::string("SQL error: ") + sqlite3_errmsg(db_), sql_hint(db_));
   }
   void run() {
     step();
@@ -79,7 +98,7 @@ class WriteTransaction {
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "?";
       sqlite3_free(err);
-      throw Error("store", "SQL error: " + msg);
+      throw Error("store", "SQL error: " + msg, sql_hint(db_));
     }
   }
   sqlite3* db_;

@@ -13,6 +13,10 @@ const char* to_string(StageKind k) {
   return "?";
 }
 
+std::filesystem::path StageContext::resume_dir(const std::string&) {
+  throw Error("stage '" + stage_name() + "'", "this context keeps no resume state", "set the stage's `resume: false`");
+}
+
 void StageRegistry::add(StageInfo info) {
   if (infos_.count(info.type)) throw Error("stage registry", "stage type '" + info.type + "' registered twice");
   if (!info.make) throw Error("stage registry", "stage type '" + info.type + "' has no factory");

@@ -40,6 +40,14 @@ class StageContext {
   // Folder this stage writes its files into. It is a private staging folder during the run;
   // the engine commits it atomically when the stage finishes.
   virtual std::filesystem::path artifact_dir() const = 0;
+  // A folder for state that lets a later run of the same work resume after an interruption
+  // (e.g. training state saved every epoch). `id` names the work (letters, digits, '-', '_';
+  // the stage derives it from what decides its result): a later run asking for the same id
+  // gets the same folder. The engine locks it while this run lasts; a second run asking for
+  // the same id at the same time gets a private folder instead, so no two runs write the same
+  // state. The stage deletes it once its output is complete; `lvmflow gc` keeps it.
+  // Contexts without a store (benchmarks) have none and throw lvmflow::Error.
+  virtual std::filesystem::path resume_dir(const std::string& id);
   // Committed folder of input `i` (its files: model.safetensors, index.faiss, ...). Valid for
   // barrier stages and for the side inputs (all but the first) of map stages.
   virtual std::filesystem::path input_dir(std::size_t i) const = 0;

@@ -1,15 +1,20 @@
 #pragma once
 // The run store: one SQLite database (WAL) plus an artifact folder. Holds runs, stage runs,
-// per-batch spans, cache entries, metrics, chunks and the item-level cache. Thread-safe: one
-// connection guarded by a mutex; a busy timeout and BEGIN IMMEDIATE let two processes share a
-// store without "database is locked" failures. Schema: docs/store.md.
+// per-batch spans, cache entries (with a checksum of every artifact file), metrics, chunks and
+// the item-level cache. Thread-safe: one connection guarded by a mutex; a busy timeout and
+// BEGIN IMMEDIATE let two processes share a store without "database is locked" failures.
+// Schema: docs/store.md.
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "pipeline/artifact_check.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/stage.hpp"
 
@@ -17,7 +22,11 @@ struct sqlite3;
 
 namespace lvmflow {
 
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
+
+// Read-only: for commands that only look (runs, show, plan, profile, verify, ...). Works on a
+// store the user cannot write to; nothing is created, migrated or cached.
+enum class StoreMode { ReadWrite, ReadOnly };
 
 struct Span {
   std::string stage;
@@ -55,18 +64,51 @@ struct MetricRecord {
 };
 
 struct CacheEntry {
-  std::string key, stage_type, artifact;
+  std::string key, stage_type;
+  std::filesystem::path artifact;   // absolute; the table keeps it relative to the store
   std::int64_t run_id = 0, items = 0, batches = 0, bytes = 0, created_ms = 0;
+};
+
+// What a check of one committed artifact found.
+struct ArtifactStatus {
+  std::string key;
+  bool recorded = true;                // false: committed before checksums were recorded
+  std::vector<std::string> problems;   // empty: intact
+  bool ok() const { return problems.empty(); }
+};
+
+// A resume folder this process holds (an flock on its `.lock` file) until it is destroyed.
+class ResumeFolder {
+ public:
+  ResumeFolder(std::filesystem::path path, int lock_fd, bool shared);
+  ~ResumeFolder();
+  ResumeFolder(const ResumeFolder&) = delete;
+  ResumeFolder& operator=(const ResumeFolder&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  // False when another live run holds the shared folder for the same id: this one is private
+  // to the run and removed when the run lets go of it.
+  bool shared() const { return shared_; }
+
+ private:
+  std::filesystem::path path_;
+  int lock_fd_;
+  bool shared_;
+};
+
+struct GcResult {
+  std::int64_t removed = 0, bytes = 0;             // folders removed, bytes freed
+  std::int64_t kept_resume = 0, kept_resume_bytes = 0;   // resume state kept for a re-run
 };
 
 class Store : public ItemCache {
  public:
-  explicit Store(const std::filesystem::path& root);
+  explicit Store(const std::filesystem::path& root, StoreMode mode = StoreMode::ReadWrite);
   ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  const std::filesystem::path& root() const { return root_; }
+  const std::filesystem::path& root() const { return root_; }   // canonical (symlinks resolved)
+  bool read_only() const { return mode_ == StoreMode::ReadOnly; }
   std::filesystem::path artifact_path(const std::string& key) const;
   // A fresh private folder for a stage to write into before commit.
   std::filesystem::path make_staging_dir(const std::string& key);
@@ -86,12 +128,23 @@ class Store : public ItemCache {
   // The plan's edges, written at run start so reports can draw the pipeline's DAG.
   void add_stage_edges(std::int64_t run, const std::vector<StageEdge>& edges);
 
-  // Cache. commit_artifact fsyncs `staging`, renames it to artifact_path(key) and records the
-  // entry (with chunk rows, in one transaction). If another run committed the same key first,
-  // its artifact is kept and `staging` is removed: both hold the same content by construction.
+  // Cache. commit_artifact fsyncs `staging`, records the size and XXH3 of each of its files,
+  // and publishes it as artifact_path(key) together with the entry's rows (one transaction,
+  // which also serializes commits between processes). If another run committed the same key
+  // first, its artifact is kept and `staging` removed: both hold the same content by
+  // construction. With `replace` (--force, or the stored copy was found damaged) the folder
+  // is swapped in atomically and the old one deleted.
   std::optional<CacheEntry> find_cache(const std::string& key);
   void commit_artifact(const std::filesystem::path& staging, const CacheEntry& entry,
-                       const std::vector<Batch>& chunk_batches);
+                       const std::vector<Batch>& chunk_batches, bool replace = false);
+  // Checks a committed artifact's files against the checksums recorded at commit.
+  ArtifactStatus verify_artifact(const std::string& key, VerifyDepth depth);
+  std::vector<ArtifactFile> artifact_files(const std::string& key);
+  std::vector<CacheEntry> cache_entries();
+  // Stage names that produced each key, from the run history (for naming artifacts).
+  std::map<std::string, std::set<std::string>> stage_names_by_key();
+  // The resume folder for `id` (see StageContext::resume_dir), locked for this process.
+  std::unique_ptr<ResumeFolder> claim_resume_folder(const std::string& id);
   // File fingerprint (SHA-256 of the content), re-hashed only when size or mtime changed.
   std::string file_fingerprint(const std::filesystem::path& file);
 
@@ -105,9 +158,10 @@ class Store : public ItemCache {
   std::vector<StageEdge> stage_edges(std::int64_t run);   // empty for runs of older lvmflow
   std::int64_t chunk_count(const std::string& key);
 
-  // Removes artifact folders (and leftover staging folders of dead runs) that no cache entry
-  // points to. Returns {folders removed, bytes freed}.
-  std::pair<std::int64_t, std::int64_t> gc();
+  // Removes artifact folders that no cache entry points to and staging folders of dead
+  // processes. Resume folders no live run holds are kept (a re-run continues from them)
+  // unless `all`.
+  GcResult gc(bool all = false);
 
   // Records of another store brought into this one, for `lvmflow merge` (store_import.cpp).
   // import_item_cache adds the rows this store lacks and returns how many; import_runs copies
@@ -125,9 +179,13 @@ class Store : public ItemCache {
                 const std::vector<std::pair<std::string, std::string>>& entries) override;
 
  private:
+  void open_read_write(const std::filesystem::path& db_path);
+  void open_read_only(const std::filesystem::path& db_path);
   void exec(const char* sql);
   void migrate();
   std::filesystem::path root_;
+  StoreMode mode_;
+  int schema_version_ = kStoreSchemaVersion;
   sqlite3* db_ = nullptr;
   std::recursive_mutex mutex_;
 };

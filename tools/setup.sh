@@ -10,6 +10,10 @@ packages=(
   libgloo-dev
   # A single-node Slurm cluster for the scale-out test (tests/pipeline/slurm_test.cpp).
   munge slurmctld slurmd slurm-client
+  # SHA-256 of cache keys and fingerprints (pipeline/hash.cpp): OpenSSL's libcrypto.
+  libssl-dev
+  # XXH3: the per-file checksums of committed artifacts (pipeline/artifact_check.cpp).
+  libxxhash-dev
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
   # Only used to build test fixtures and the Python peers in benchmarks; lvmflow never needs it.

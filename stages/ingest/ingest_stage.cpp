@@ -110,7 +110,10 @@ class IngestWikipediaStage : public SourceStage {
     if (skip_disambiguation_ && ingest::is_disambiguation(a.title, a.text)) { ++disambiguation_; return false; }
     std::vector<ingest::CleanSection> sections;
     try {
-      sections = ingest::clean_wikitext(a.text, clean_);
+      // A huge page must not hold up Ctrl-C: the cleaner polls the context as it goes.
+      sections = ingest::clean_wikitext(a.text, clean_, [&ctx] { return ctx.cancelled(); });
+    } catch (const ingest::CleaningCancelled&) {
+      return false;   // next() sees the cancellation and ends the stream
     } catch (const std::exception& e) {   // e.g. an article too large for memory
       ++skipped_;
       ctx.log(a.where + ": skipped article '" + a.title + "': cleaning failed: " + e.what());

@@ -517,6 +517,52 @@ bool parse_heading(std::string_view line, Heading& h) {
   return !h.title.empty();
 }
 
+// Markup that must not survive in prose (tidy_paragraph's last scrub); &nbsp; becomes a space.
+constexpr std::array<std::string_view, 12> kForbidden = {
+    "<ref>", "</ref>", "{{", "}}", "[[", "]]", "{|", "|}", "<ref", "</ref", "&nbsp;", "''"};
+constexpr int kScrubRounds = 4;
+
+// Removes every occurrence of each forbidden token, one token after the other; true if
+// anything changed.
+bool scrub_round(std::string& s) {
+  bool changed = false;
+  for (auto token : kForbidden) {
+    std::size_t at = s.find(token);
+    if (at == std::string::npos) continue;
+    std::string next;
+    next.reserve(s.size());
+    std::size_t from = 0;
+    while (at != std::string::npos) {
+      next.append(s, from, at - from);
+      if (token == "&nbsp;") next += ' ';
+      from = at + token.size();
+      at = s.find(token, from);
+    }
+    next.append(s, from);
+    s.swap(next);
+    changed = true;
+  }
+  return changed;
+}
+
+// One pass that leaves no forbidden token: characters go onto a stack, and a token completed
+// at its top is removed at once. Every prefix of the stack was checked when its last character
+// arrived, so no token can be hiding inside it. Identity on text without tokens.
+std::string scrub_to_fixed_point(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    out += c;
+    for (auto token : kForbidden) {
+      if (out.size() < token.size() || out.compare(out.size() - token.size(), token.size(), token) != 0) continue;
+      out.resize(out.size() - token.size());
+      if (token == "&nbsp;") out += ' ';
+      break;   // what is left on the stack was clean already
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 namespace wikitext {
@@ -540,6 +586,13 @@ std::string strip_block_tags(std::string_view s) {
   const auto& dropping = content_dropping_tags();
   std::string out;
   out.reserve(s.size());
+  // Per element name, the last closing tag found and the '>' after it. Searches only move
+  // forward, so a remembered one still answers "the next closing tag after here" while it lies
+  // ahead; a thousand unclosed <ref>s then cost one scan instead of one each (quadratic).
+  struct Closing {
+    std::size_t close = 0, gt = 0;
+  };
+  std::unordered_map<std::string, Closing> closings;
   std::size_t i = 0;
   TagShape tag;
   while (i < s.size()) {
@@ -552,10 +605,14 @@ std::string strip_block_tags(std::string_view s) {
       continue;
     }
     if (tag.self_closing) { i = tag.end; continue; }
-    std::size_t close = find_icase(s, "</" + tag.name, tag.end);
-    std::size_t gt = close == std::string::npos ? std::string::npos : s.find('>', close);
+    auto [it, fresh] = closings.try_emplace(tag.name);
+    Closing& c = it->second;
+    if (fresh || (c.close != std::string_view::npos && c.close < tag.end)) {
+      c.close = find_icase(s, "</" + tag.name, tag.end);
+      c.gt = c.close == std::string_view::npos ? std::string_view::npos : s.find('>', c.close);
+    }
     // Without a closing tag only the opening tag goes, so the rest of the article survives.
-    i = gt == std::string_view::npos ? tag.end : gt + 1;
+    i = c.gt == std::string_view::npos ? tag.end : c.gt + 1;
   }
   return out;
 }
@@ -608,9 +665,17 @@ std::string rewrite_at_markers(std::string_view s, char marker, AtMarker at_mark
 }
 
 std::string replace_external_links(std::string_view s) {
+  // The next ']' or newline, remembered while it lies ahead: many unclosed "[http://..." on one
+  // line would otherwise each scan to the line's end.
+  std::size_t stop = 0;
+  bool stop_known = false;
   return rewrite_at_markers(s, '[', [&](std::size_t i, std::string& out) {
     if (i + 1 < s.size() && s[i + 1] != '[' && is_url_start(s, i + 1)) {
-      std::size_t close = s.find_first_of("]\n", i + 1);
+      if (!stop_known || (stop != std::string_view::npos && stop < i + 1)) {
+        stop = s.find_first_of("]\n", i + 1);
+        stop_known = true;
+      }
+      std::size_t close = stop;
       if (close != std::string_view::npos && s[close] == ']') {
         std::string_view inner = s.substr(i + 1, close - i - 1);
         std::size_t space = inner.find_first_of(" \t");
@@ -664,8 +729,9 @@ std::string strip_quote_marks(std::string_view s) {
 std::string decode_html_entities(std::string_view s) {
   const auto& table = named_entities();
   return rewrite_at_markers(s, '&', [&](std::size_t i, std::string& out) {
-    std::size_t semi = s.find(';', i + 1);
-    if (semi != std::string_view::npos && semi - i <= 12) {
+    // Entities are short: look for the ';' in the next 12 bytes only, not to the end of text.
+    std::size_t semi = s.substr(0, std::min(s.size(), i + 13)).find(';', i + 1);
+    if (semi != std::string_view::npos) {
       std::string_view name = s.substr(i + 1, semi - i - 1);
       if (name.size() > 1 && name[0] == '#') {
         bool hex = name[1] == 'x' || name[1] == 'X';
@@ -705,28 +771,11 @@ std::string tidy_paragraph(std::string_view input) {
   }
   // 2. Markup scrub: whatever survived the passes (unbalanced brackets, escaped tags) goes.
   //    Removing one token can join two halves of another, so repeat until nothing changes.
-  static constexpr std::array<std::string_view, 12> forbidden = {
-      "<ref>", "</ref>", "{{", "}}", "[[", "]]", "{|", "|}", "<ref", "</ref", "&nbsp;", "''"};
+  //    Real text settles in a round or two; crafted nesting ("[{''{[") would need a round per
+  //    level (quadratic), so after a few rounds one stack pass finishes the job in linear time.
   bool changed = true;
-  while (changed) {
-    changed = false;
-    for (auto token : forbidden) {
-      std::size_t at = s.find(token);
-      if (at == std::string::npos) continue;
-      std::string next;
-      next.reserve(s.size());
-      std::size_t from = 0;
-      while (at != std::string::npos) {
-        next.append(s, from, at - from);
-        if (token == "&nbsp;") next += ' ';
-        from = at + token.size();
-        at = s.find(token, from);
-      }
-      next.append(s, from);
-      s.swap(next);
-      changed = true;
-    }
-  }
+  for (int round = 0; changed && round < kScrubRounds; ++round) changed = scrub_round(s);
+  if (changed) s = scrub_to_fixed_point(s);
   // 3. Spaces and punctuation left behind by removed references and templates:
   //    "word ." -> "word.", "( ; born 1900)" -> "(born 1900)", "()" -> "".
   std::string out;
@@ -771,17 +820,19 @@ std::string tidy_paragraph(std::string_view input) {
 
 }  // namespace wikitext
 
-std::vector<CleanSection> clean_wikitext(std::string_view input, const CleanOptions& options) {
+std::vector<CleanSection> clean_wikitext(std::string_view input, const CleanOptions& options,
+                                         const CancelCheck& cancelled) {
   using namespace wikitext;
-  std::string s = strip_comments(input);
-  s = strip_block_tags(s);
-  s = expand_templates(s);
-  s = strip_tables(s);
-  s = replace_links(s);
-  s = replace_external_links(s);
-  s = strip_html_tags(s);
-  s = strip_magic_words(s);
-  s = strip_quote_marks(s);
+  auto check_cancelled = [&] {
+    if (cancelled && cancelled()) throw CleaningCancelled();
+  };
+  std::string s(input);
+  for (auto pass : {strip_comments, strip_block_tags, expand_templates, strip_tables, replace_links,
+                    replace_external_links, strip_html_tags, strip_magic_words, strip_quote_marks}) {
+    check_cancelled();
+    s = pass(s);
+  }
+  check_cancelled();
 
   std::unordered_set<std::string> dropped;
   for (const auto& title : options.drop_sections) dropped.insert(normalize_name(title));
@@ -815,8 +866,12 @@ std::vector<CleanSection> clean_wikitext(std::string_view input, const CleanOpti
     current = CleanSection{};
   };
 
-  std::size_t i = 0;
+  std::size_t i = 0, next_check = kCancelCheckBytes;
   while (i <= s.size()) {
+    if (i >= next_check) {
+      check_cancelled();
+      next_check = i + kCancelCheckBytes;
+    }
     std::size_t nl = s.find('\n', i);
     std::size_t end = nl == std::string::npos ? s.size() : nl;
     std::string_view line(s.data() + i, end - i);
@@ -876,10 +931,18 @@ bool is_disambiguation(std::string_view title, std::string_view wikitext) {
       "disambig", "dab", "disamb", "hndis", "geodis", "numberdis", "mil-unit-dis", "letter-nb",
       "shipindex", "set index article", "sia", "roadindex", "mountainindex", "given name",
       "surname"};
+  // The next '|' or '}' is remembered while it lies ahead: a page of unclosed "{{" would
+  // otherwise scan to its end once per opener (quadratic).
+  std::size_t end = 0;
+  bool end_known = false;
   for (std::size_t at = wikitext.find("{{"); at != std::string_view::npos;
        at = wikitext.find("{{", at + 2)) {
-    std::size_t end = wikitext.find_first_of("|}", at + 2);
-    if (end == std::string_view::npos || end - at > 80) continue;
+    if (!end_known || (end != std::string_view::npos && end < at + 2)) {
+      end = wikitext.find_first_of("|}", at + 2);
+      end_known = true;
+    }
+    if (end == std::string_view::npos) break;
+    if (end - at > 80) continue;
     std::string name = normalize_name(wikitext.substr(at + 2, end - at - 2));
     if (names.count(name) || name.find("disambiguation") != std::string::npos) return true;
   }

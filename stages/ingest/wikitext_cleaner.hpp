@@ -3,6 +3,8 @@
 // is documented in docs/stages/ingest.md. The output never contains wiki or HTML markup
 // (`{{`, `}}`, `[[`, `]]`, `{|`, `|}`, `<ref`, `&nbsp;`, `''`), whatever the input: each pass
 // is total (unbalanced markup is dropped, never fatal), and a last scrub removes any leftover.
+#include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +26,19 @@ struct CleanOptions {
   static std::vector<std::string> default_drop_sections();
 };
 
-std::vector<CleanSection> clean_wikitext(std::string_view wikitext, const CleanOptions& options = {});
+// Returns true when the caller wants the work abandoned (Ctrl-C: StageContext::cancelled()).
+using CancelCheck = std::function<bool()>;
+// Thrown by clean_wikitext when its CancelCheck says so.
+struct CleaningCancelled : std::exception {
+  const char* what() const noexcept override { return "wikitext cleaning cancelled"; }
+};
+
+// Every pass is linear in the page size, whatever is left unclosed. `cancelled` is asked
+// between passes and every kCancelCheckBytes of text while sections are assembled, so a huge
+// page does not hold up Ctrl-C; when it returns true, CleaningCancelled is thrown.
+std::vector<CleanSection> clean_wikitext(std::string_view wikitext, const CleanOptions& options = {},
+                                         const CancelCheck& cancelled = {});
+inline constexpr std::size_t kCancelCheckBytes = 64 * 1024;
 
 // True for `#REDIRECT [[...]]` pages.
 bool is_redirect_text(std::string_view wikitext);

@@ -87,17 +87,40 @@ void BaselinePredictor::predict(const WindowData& data, std::size_t row, float* 
 }
 
 PredictionScore score_baseline(const BaselinePredictor& baseline, const WindowData& data,
-                               const std::vector<std::size_t>& rows) {
+                               const std::vector<std::size_t>& rows, std::vector<double>* per_window) {
   PredictionScore s;
   std::vector<float> pred(data.dim);
+  if (per_window) per_window->clear();
   for (std::size_t r : rows) {
     baseline.predict(data, r, pred.data());
-    s.cosine += cosine_similarity(pred.data(), data.target_of(r), data.dim);
+    const double cosine = cosine_similarity(pred.data(), data.target_of(r), data.dim);
+    if (per_window) per_window->push_back(cosine);
+    s.cosine += cosine;
     s.mse += mean_squared_error(pred.data(), data.target_of(r), data.dim);
   }
   s.count = rows.size();
   if (s.count) s.cosine /= double(s.count), s.mse /= double(s.count);
   return s;
+}
+
+std::vector<BaselineScore> score_all_baselines(const WindowData& data, const std::vector<std::size_t>& rows,
+                                               std::uint64_t seed) {
+  std::vector<BaselineScore> scores;
+  for (const auto& name : baseline_names()) {
+    BaselineScore b;
+    b.name = name;
+    b.score = score_baseline(BaselinePredictor(name, data, seed), data, rows, &b.per_item).cosine;
+    scores.push_back(std::move(b));
+  }
+  return scores;
+}
+
+std::vector<double> per_window_cosines(const float* predictions, const WindowData& data,
+                                       const std::vector<std::size_t>& rows) {
+  std::vector<double> out(rows.size());
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    out[k] = cosine_similarity(predictions + k * data.dim, data.target_of(rows[k]), data.dim);
+  return out;
 }
 
 }  // namespace lvmflow

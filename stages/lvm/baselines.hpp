@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "stages/common/baseline_verdict.hpp"
 #include "stages/lvm/window_data.hpp"
 
 namespace lvmflow {
@@ -43,8 +44,15 @@ void l2_normalize(float* v, std::size_t d);
 // roll-out collapses onto one direction.
 double mean_pairwise_cosine(const float* vectors, std::size_t count, std::size_t d);
 
-// Scores a baseline on `rows` of `data`.
+// Scores a baseline on `rows` of `data`; `per_window`, when given, receives each row's cosine.
 PredictionScore score_baseline(const BaselinePredictor& baseline, const WindowData& data,
-                               const std::vector<std::size_t>& rows);
+                               const std::vector<std::size_t>& rows, std::vector<double>* per_window = nullptr);
+// Every baseline's validation cosine with its per-window values, for judging a model against
+// the strongest (stages/common/baseline_verdict.hpp).
+std::vector<BaselineScore> score_all_baselines(const WindowData& data, const std::vector<std::size_t>& rows,
+                                               std::uint64_t seed = 42);
+// cosine(predictions[k], target of rows[k]) for each k; `predictions` is [rows.size() x dim].
+std::vector<double> per_window_cosines(const float* predictions, const WindowData& data,
+                                       const std::vector<std::size_t>& rows);
 
 }  // namespace lvmflow

@@ -89,8 +89,15 @@ class TrainStage : public BarrierStage {
                                        : train_model(data, settings_, resume_dir, ctx);
 
     const auto val_rows = data.rows_in_split(1);
-    BaselinePredictor linear("linear_average", data);
-    const double linear_cosine = val_rows.empty() ? 0.0 : score_baseline(linear, data, val_rows).cosine;
+    std::vector<BaselineScore> baselines;
+    BaselineVerdict verdict;
+    if (!val_rows.empty()) {
+      baselines = score_all_baselines(data, val_rows);
+      const std::vector<float> pred = predict_rows(*result.model, data, val_rows);
+      verdict = judge_against_baselines(result.best_val_cosine, per_window_cosines(pred.data(), data, val_rows),
+                                        baselines);
+    }
+    const double linear_cosine = baselines.empty() ? 0.0 : baselines[0].score;   // baseline_names()[0]
     const std::int64_t n_params = result.model->parameter_count();
 
     Json info;
@@ -104,6 +111,12 @@ class TrainStage : public BarrierStage {
     metrics["val_cosine"] = result.best_val_cosine;
     metrics["val_mse"] = result.best_val_mse;
     metrics["linear_average_val_cosine"] = linear_cosine;
+    if (!baselines.empty()) {
+      metrics["best_baseline"] = verdict.baseline;
+      metrics["best_baseline_val_cosine"] = verdict.baseline_score;
+      metrics["versus_best_baseline"] = std::string(verdict_word(verdict.outcome));
+      metrics["baseline_margin"] = verdict.margin;
+    }
     metrics["train_samples_per_s"] = result.train_samples_per_s;
     metrics["resumed_from_epoch"] = result.resumed_from_epoch;
     Json::Array history;
@@ -138,12 +151,10 @@ class TrainStage : public BarrierStage {
     ctx.metric("params", double(n_params), -1, settings_.arch);
     ctx.metric("train_samples_per_s", result.train_samples_per_s, -1, settings_.arch);
     if (!val_rows.empty()) {
-      char line[200];
-      std::snprintf(line, sizeof line, "%s: best val cosine %.4f at epoch %lld vs linear average %.4f (%s), %lld params",
-                    settings_.arch.c_str(), result.best_val_cosine, static_cast<long long>(result.best_epoch),
-                    linear_cosine, result.best_val_cosine > linear_cosine ? "beats it" : "does NOT beat it",
-                    static_cast<long long>(n_params));
-      ctx.log(line);
+      char line[120];
+      std::snprintf(line, sizeof line, "%s: best epoch %lld, %lld params; ", settings_.arch.c_str(),
+                    static_cast<long long>(result.best_epoch), static_cast<long long>(n_params));
+      ctx.log(line + describe_verdict(settings_.arch, result.best_val_cosine, verdict));
     }
     // The committed checkpoint supersedes the resume state.
     if (!resume_dir.empty()) {
@@ -160,9 +171,8 @@ class TrainStage : public BarrierStage {
   }
 
  private:
-  // Resume state lives beside the staging folders (each run gets a fresh staging folder),
-  // named by everything that decides the result except the epoch count, so a rerun after an
-  // interruption - even one asking for more epochs - finds it.
+  // Resume state is named by everything that decides the result except the epoch count, so a
+  // rerun after an interruption - even one asking for more epochs - finds it.
   fs::path resume_folder(StageContext& ctx, const std::string& fingerprint) const {
     Sha256 h;
     h.field("lvm.train");
@@ -171,7 +181,7 @@ class TrainStage : public BarrierStage {
       h.field(name).field(value.canonical);
     }
     h.field(fingerprint);
-    return ctx.artifact_dir().parent_path() / ("resume-" + h.hex().substr(0, 24));
+    return ctx.resume_dir(h.hex().substr(0, 24));
   }
 
   Json settings_json() const {
@@ -312,6 +322,8 @@ struct EvalRow {
   std::string name, arch;
   std::int64_t params = 0;
   double cosine = 0, mse = 0, latency_ms = 0, latency_median_ms = 0;
+  std::vector<double> per_window;   // cosine per validation window
+  std::string verdict;              // models: beats / noise / WORSE; the strongest baseline: best
 };
 
 struct Latency {
@@ -340,20 +352,23 @@ Latency latency_per_query(LvmModel& model, const WindowData& data, const std::ve
   return l;
 }
 
-std::string format_table(const std::vector<EvalRow>& rows, double linear_cosine, std::size_t val_windows) {
+std::string format_table(const std::vector<EvalRow>& rows, const std::string& best_baseline, double best_cosine,
+                         std::size_t val_windows) {
   std::ostringstream t;
   char line[256];
-  std::snprintf(line, sizeof line, "%-22s %-12s %12s %10s %10s %10s %8s %10s\n", "model", "arch", "params",
-                "val_cos", "val_mse", "gain", "gain_%", "ms/query");
+  std::snprintf(line, sizeof line, "%-22s %-12s %12s %10s %10s %10s %8s %-8s %10s\n", "model", "arch", "params",
+                "val_cos", "val_mse", "gain", "gain_%", "verdict", "ms/query");
   t << line;
   for (const auto& r : rows) {
-    const double gain = r.cosine - linear_cosine;
-    std::snprintf(line, sizeof line, "%-22s %-12s %12lld %10.4f %10.6f %+10.4f %+7.1f%% %10.3f\n", r.name.c_str(),
+    const double gain = r.cosine - best_cosine;
+    std::snprintf(line, sizeof line, "%-22s %-12s %12lld %10.4f %10.6f %+10.4f %+7.1f%% %-8s %10.3f\n", r.name.c_str(),
                   r.arch.c_str(), static_cast<long long>(r.params), r.cosine, r.mse, gain,
-                  linear_cosine != 0 ? 100.0 * gain / std::abs(linear_cosine) : 0.0, r.latency_ms);
+                  best_cosine != 0 ? 100.0 * gain / std::abs(best_cosine) : 0.0, r.verdict.c_str(), r.latency_ms);
     t << line;
   }
-  t << "(" << val_windows << " validation windows; gain = val cosine minus the linear-average baseline's; "
+  t << "(" << val_windows << " validation windows; gain = val cosine minus the strongest baseline's (" << best_baseline
+    << "); verdict: beats / noise / WORSE against it, noise = within max(" << kMinBaselineMargin
+    << ", 2 standard errors of the per-window difference); "
     << "ms/query: models = best of up to 64 batch-1 forward passes, baselines = mean per window)\n";
   return t.str();
 }
@@ -372,28 +387,33 @@ class EvalStage : public BarrierStage {
 
     std::vector<EvalRow> rows;
     double linear_cosine = 0;
+    std::vector<BaselineScore> baselines;
     for (const auto& name : baseline_names()) {
       if (ctx.cancelled()) return;
       BaselinePredictor baseline(name, data, seed_);
-      EvalRow row{name, "baseline", 0, 0, 0, 0, 0};
+      EvalRow row{name, "baseline", 0, 0, 0, 0, 0, {}, "-"};
       auto start = std::chrono::steady_clock::now();
-      PredictionScore s = score_baseline(baseline, data, val_rows);
+      PredictionScore s = score_baseline(baseline, data, val_rows, &row.per_window);
       row.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
                        double(val_rows.size());
       row.latency_median_ms = row.latency_ms;
       row.cosine = s.cosine, row.mse = s.mse;
       if (name == "linear_average") linear_cosine = s.cosine;
-      rows.push_back(row);
+      baselines.push_back({name, s.cosine, row.per_window});
+      rows.push_back(std::move(row));
     }
+    const std::size_t strongest = strongest_baseline(baselines);
+    rows[strongest].verdict = "best";
     for (std::size_t i = 1; i < inputs.size(); ++i) {
       if (ctx.cancelled()) return;
       LoadedCheckpoint ckpt = load_checkpoint(inputs[i].dir);
       LvmModel& model = *ckpt.model;
       check_model_fits(model.config(), data, where + " input '" + inputs[i].name + "'");
       std::vector<float> pred = predict_rows(model, data, val_rows);
-      EvalRow row{inputs[i].name, model.config().arch, model.parameter_count(), 0, 0, 0, 0};
+      EvalRow row{inputs[i].name, model.config().arch, model.parameter_count(), 0, 0, 0, 0, {}, ""};
+      row.per_window = per_window_cosines(pred.data(), data, val_rows);
       for (std::size_t k = 0; k < val_rows.size(); ++k) {
-        row.cosine += cosine_similarity(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
+        row.cosine += row.per_window[k];
         row.mse += mean_squared_error(pred.data() + k * data.dim, data.target_of(val_rows[k]), data.dim);
       }
       row.cosine /= double(val_rows.size());
@@ -401,17 +421,27 @@ class EvalStage : public BarrierStage {
       Latency latency = latency_per_query(model, data, val_rows);
       row.latency_ms = latency.best_ms;
       row.latency_median_ms = latency.median_ms;
-      rows.push_back(row);
+      rows.push_back(std::move(row));
     }
 
-    const std::string table = format_table(rows, linear_cosine, val_rows.size());
-    ctx.log("validation results\n" + table);
+    const double best_cosine = baselines[strongest].score;
+    std::string verdicts;
+    for (auto& r : rows) {
+      if (r.arch == "baseline") continue;
+      BaselineVerdict v = judge_against_baselines(r.cosine, r.per_window, baselines);
+      r.verdict = verdict_word(v.outcome);
+      verdicts += describe_verdict(r.name, r.cosine, v) + "\n";
+      ctx.metric("beats_best_baseline", v.outcome == VersusBaseline::Beats ? 1.0 : 0.0, -1, r.name);
+    }
+    const std::string table = format_table(rows, baselines[strongest].name, best_cosine, val_rows.size());
+    ctx.log("validation results\n" + table + verdicts);
     ctx.metric_text("eval_table", table);
     Batch batch;
     for (const auto& r : rows) {
       ctx.metric("val_cosine", r.cosine, -1, r.name);
       ctx.metric("val_mse", r.mse, -1, r.name);
       ctx.metric("gain_vs_linear_average", r.cosine - linear_cosine, -1, r.name);
+      ctx.metric("gain_vs_best_baseline", r.cosine - best_cosine, -1, r.name);
       ctx.metric("latency_ms", r.latency_ms, -1, r.name);
       ctx.metric("latency_median_ms", r.latency_median_ms, -1, r.name);
       if (r.arch != "baseline") ctx.metric("params", double(r.params), -1, r.name);
@@ -421,6 +451,8 @@ class EvalStage : public BarrierStage {
       batch.reals["val_cosine"].push_back(r.cosine);
       batch.reals["val_mse"].push_back(r.mse);
       batch.reals["gain_vs_linear_average"].push_back(r.cosine - linear_cosine);
+      batch.reals["gain_vs_best_baseline"].push_back(r.cosine - best_cosine);
+      batch.text["verdict"].push_back(r.verdict);
       batch.reals["latency_ms"].push_back(r.latency_ms);
     }
     out.emit(std::move(batch));
@@ -514,10 +546,10 @@ void register_lvm_stages(StageRegistry& registry) {
   {
     StageInfo info;
     info.type = "lvm.eval";
-    info.version = 1;
+    info.version = 2;   // 2: gain over the strongest baseline, verdict column
     info.kind = StageKind::Barrier;
     info.summary = "Validation cosine / MSE of every lvm.train input and the baselines side by side, "
-                   "gain over the linear average, params, latency";
+                   "gain over the strongest baseline with a beats / noise / WORSE verdict, params, latency";
     info.params = {{"seed", ParamType::Int, "42", "seed of the random baseline"}};
     info.min_inputs = 1;
     info.max_inputs = SIZE_MAX;

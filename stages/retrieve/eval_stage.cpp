@@ -1,5 +1,6 @@
 // retrieve.eval (barrier): Top-K retrieval accuracy of predicted next-chunk vectors over the
-// whole indexed corpus, and recall of an approximate index against exact search.
+// whole indexed corpus next to the no-learning baselines, and recall of an approximate index
+// against exact search.
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <unordered_map>
 
 #include "pipeline/error.hpp"
+#include "stages/common/baseline_verdict.hpp"
 #include "stages/retrieve/index_folder.hpp"
 #include "stages/retrieve/retrieve_stages.hpp"
 #include "stages/retrieve/topk_scoring.hpp"
@@ -38,6 +40,11 @@ struct ModelQueries {
   std::vector<float> vectors;
   std::vector<std::int64_t> targets;                 // -1: target chunk not in the index
   std::vector<std::vector<std::int64_t>> excluded;   // per query, when exclude_context
+  // Per query, the index rows of its context chunks (positions target-N..target-1, -1 where a
+  // chunk is not indexed), for the baselines; contexts_known is false when some query's
+  // article and position cannot be told.
+  std::vector<std::vector<std::int64_t>> contexts;
+  bool contexts_known = true;
   std::size_t missing_targets = 0;
   std::string first_missing;   // for the error when no target is in the index
 };
@@ -102,21 +109,30 @@ std::size_t collect_queries(const StageInput& input, const EvalOptions& o,
       auto found = rows_by_id.find(b.ids[r]);
       m.targets.push_back(found == rows_by_id.end() ? -1 : static_cast<std::int64_t>(found->second));
       if (found == rows_by_id.end() && m.missing_targets++ == 0) m.first_missing = b.ids[r];
-      if (!o.exclude_context) continue;
       std::optional<std::pair<std::int64_t, std::int64_t>> where_in_article;
       if (article && position) where_in_article = std::make_pair((*article)[r], (*position)[r]);
       else where_in_article = parse_chunk_id(b.ids[r]);
-      if (!where_in_article)
-        throw Error(bw, "cannot tell the context chunks of '" + b.ids[r] +
-                            "' (no article_id/target_position columns, id not <article>:<position>)",
-                    "set `exclude_context: false`");
+      if (!where_in_article) {
+        if (o.exclude_context)
+          throw Error(bw, "cannot tell the context chunks of '" + b.ids[r] +
+                              "' (no article_id/target_position columns, id not <article>:<position>)",
+                      "set `exclude_context: false`");
+        m.contexts_known = false;
+        continue;
+      }
       std::vector<std::int64_t> context_rows;
       const auto [a, t] = *where_in_article;
       for (std::int64_t pos = t - static_cast<std::int64_t>(o.context); pos < t; ++pos) {
         auto c = rows_by_id.find(std::to_string(a) + ":" + std::to_string(pos));
-        if (c != rows_by_id.end()) context_rows.push_back(static_cast<std::int64_t>(c->second));
+        context_rows.push_back(c == rows_by_id.end() ? -1 : static_cast<std::int64_t>(c->second));
       }
-      m.excluded.push_back(std::move(context_rows));
+      if (o.exclude_context) {
+        std::vector<std::int64_t> indexed;
+        for (std::int64_t row : context_rows)
+          if (row >= 0) indexed.push_back(row);
+        m.excluded.push_back(std::move(indexed));
+      }
+      m.contexts.push_back(std::move(context_rows));
     }
   }
   return taken;
@@ -144,6 +160,68 @@ SearchHits search_all(const VectorIndex& index, const ModelQueries& m, std::size
     all.scores.insert(all.scores.end(), kept.scores.begin(), kept.scores.end());
   }
   return all;
+}
+
+// The no-learning predictions for the queries of `m`, made from the indexed vectors (`corpus`,
+// [rows x dim]) the way lvm's baselines make them from windows: the mean of the query's context
+// chunks (linear_average), its last context chunk (persistence), the mean of every indexed
+// chunk (corpus_mean). A query whose context chunks are not all indexed has no prediction and
+// counts as a miss (its target is set to -1).
+std::vector<ModelQueries> baseline_queries(const ModelQueries& m, const std::vector<float>& corpus, std::size_t dim) {
+  const std::size_t n = m.targets.size();
+  std::vector<ModelQueries> out(3, m);
+  out[0].label = "linear_average", out[1].label = "persistence", out[2].label = "corpus_mean";
+  std::vector<double> mean(dim, 0.0);
+  const std::size_t corpus_rows = corpus.size() / dim;
+  for (std::size_t r = 0; r < corpus_rows; ++r)
+    for (std::size_t i = 0; i < dim; ++i) mean[i] += corpus[r * dim + i];
+  for (auto& q : out) {
+    q.input = "baseline";
+    q.vectors.assign(n * dim, 0.0f);
+  }
+  for (std::size_t q = 0; q < n; ++q) {
+    const auto& context = m.contexts[q];
+    float* linear = out[0].vectors.data() + q * dim;
+    bool complete = !context.empty();
+    for (std::int64_t row : context) complete &= row >= 0;
+    if (complete) {
+      for (std::int64_t row : context)
+        for (std::size_t i = 0; i < dim; ++i) linear[i] += corpus[static_cast<std::size_t>(row) * dim + i];
+      std::copy_n(corpus.data() + static_cast<std::size_t>(context.back()) * dim, dim, out[1].vectors.data() + q * dim);
+    } else {
+      out[0].targets[q] = out[1].targets[q] = -1;
+    }
+    for (std::size_t i = 0; i < dim; ++i) out[2].vectors[q * dim + i] = static_cast<float>(mean[i]);
+  }
+  for (auto& q : out) normalize_rows(q.vectors.data(), n, dim);   // unit length, like lvm's baselines
+  return out;
+}
+
+// Top-K of `m` on `index` (ranks of its targets into `ranks`), plus Top-K and recall against
+// the exact reference when there is one.
+ModelScores score_queries(const VectorIndex& index, const std::optional<VectorIndex>& exact, const ModelQueries& m,
+                          std::size_t kmax, const EvalOptions& o, const std::string& where,
+                          std::vector<std::size_t>& ranks) {
+  const SearchHits hits = search_all(index, m, kmax, o, where);
+  ranks = target_ranks(hits, m.targets);
+  ModelScores s;
+  for (std::size_t k : o.ks) s.top.push_back(top_k_accuracy(ranks, k));
+  if (exact) {
+    const SearchHits exact_hits = search_all(*exact, m, kmax, o, where);
+    const auto exact_ranks = target_ranks(exact_hits, m.targets);
+    for (std::size_t k : o.ks) {
+      s.exact_top.push_back(top_k_accuracy(exact_ranks, k));
+      s.recall.push_back(recall_at_k(hits, exact_hits, k));
+    }
+  }
+  return s;
+}
+
+// 1 where the target is within the top k, per query.
+std::vector<double> hits_at(const std::vector<std::size_t>& ranks, std::size_t k) {
+  std::vector<double> out(ranks.size());
+  for (std::size_t q = 0; q < ranks.size(); ++q) out[q] = ranks[q] >= 1 && ranks[q] <= k ? 1.0 : 0.0;
+  return out;
 }
 
 std::string percent(double fraction) {
@@ -185,6 +263,35 @@ class EvalStage : public BarrierStage {
     const std::size_t kmax = *std::max_element(o_.ks.begin(), o_.ks.end());
     Batch summary;
     std::vector<std::string> table_rows;
+
+    // Baselines on the first model's queries. Every model is compared with the strongest of them
+    // at the largest K, where the shares are largest and differences show first
+    // (stages/common/baseline_verdict.hpp).
+    std::vector<BaselineScore> baselines;
+    std::vector<std::int64_t> baseline_targets;
+    const ModelQueries& first = models.begin()->second;
+    const VectorIndex* flat = index.exact() ? &index : exact ? &*exact : nullptr;
+    if (!flat || !first.contexts_known || first.dim != index.dim()) {
+      ctx.log("no baseline rows: " + std::string(!flat ? "the index folder has no vectors.npy"
+                                                       : first.dim != index.dim() ? "predictions and index differ in width"
+                                                                                  : "the queries' context chunks cannot be told"));
+    } else {
+      const std::vector<ModelQueries> queries = baseline_queries(first, flat->vectors(index_where), index.dim());
+      std::vector<ModelScores> scores;
+      for (const ModelQueries& b : queries) {
+        if (ctx.cancelled()) return;
+        std::vector<std::size_t> ranks;
+        scores.push_back(score_queries(index, exact, b, kmax, o_, where + ", baseline " + b.label, ranks));
+        baselines.push_back({b.label, scores.back().top.back(), hits_at(ranks, kmax)});   // ks sorted: back() = kmax
+      }
+      baseline_targets = first.targets;
+      const std::size_t best = strongest_baseline(baselines);
+      Batch not_emitted;   // baselines go into the table and the metrics; the output is one row per model
+      for (std::size_t i = 0; i < queries.size(); ++i)
+        record(ctx, queries[i].label, queries[i], scores[i], not_emitted, table_rows,
+               std::string(i == best ? "strongest baseline" : "baseline"));
+    }
+
     for (auto& [key, m] : models) {
       if (ctx.cancelled()) return;
       const std::string label = label_uses[m.label] > 1 ? m.input + "/" + m.label : m.label;
@@ -200,30 +307,34 @@ class EvalStage : public BarrierStage {
       check_finite(m.vectors.data(), m.targets.size(), m.dim, model_where,
                    [](std::size_t row) { return "prediction " + std::to_string(row); });
 
-      const SearchHits hits = search_all(index, m, kmax, o_, model_where);
-      const auto ranks = target_ranks(hits, m.targets);
-      ModelScores s;
-      for (std::size_t k : o_.ks) s.top.push_back(top_k_accuracy(ranks, k));
-      if (exact) {
-        const SearchHits exact_hits = search_all(*exact, m, kmax, o_, model_where);
-        const auto exact_ranks = target_ranks(exact_hits, m.targets);
-        for (std::size_t k : o_.ks) {
-          s.exact_top.push_back(top_k_accuracy(exact_ranks, k));
-          s.recall.push_back(recall_at_k(hits, exact_hits, k));
-        }
+      std::vector<std::size_t> ranks;
+      const ModelScores s = score_queries(index, exact, m, kmax, o_, model_where, ranks);
+      std::optional<std::string> versus;
+      if (!baselines.empty()) {
+        // Paired per query when the model answered the same queries as the baselines.
+        const BaselineVerdict v = judge_against_baselines(
+            s.top.back(), m.targets == baseline_targets ? hits_at(ranks, kmax) : std::vector<double>{}, baselines);
+        char cell[96];
+        std::snprintf(cell, sizeof cell, "%+.2f pts vs %s: %s", 100.0 * v.gain, v.baseline.c_str(),
+                      verdict_word(v.outcome));
+        versus = cell;
+        ctx.metric("beats_best_baseline", v.outcome == VersusBaseline::Beats ? 1.0 : 0.0, -1, label);
+        ctx.log(describe_verdict(label + " Top-" + std::to_string(kmax), s.top.back(), v, true));
       }
-      record(ctx, label, m, s, summary, table_rows);
+      record(ctx, label, m, s, summary, table_rows, versus);
     }
 
-    const std::string table = make_table(index, folder.chunks.size(), exact.has_value(), table_rows);
+    const std::string table = make_table(index, folder.chunks.size(), exact.has_value(), !baselines.empty(), table_rows);
     ctx.log(table);
     ctx.metric_text("retrieval_topk", table);
     out.emit(std::move(summary));
   }
 
  private:
+  // One table row, its metrics and its summary row. `versus`: the cell of the baselines column
+  // (absent when there are no baselines).
   void record(StageContext& ctx, const std::string& label, const ModelQueries& m, const ModelScores& s,
-              Batch& summary, std::vector<std::string>& table_rows) const {
+              Batch& summary, std::vector<std::string>& table_rows, const std::optional<std::string>& versus) const {
     const std::size_t kmax_i = static_cast<std::size_t>(
         std::max_element(o_.ks.begin(), o_.ks.end()) - o_.ks.begin());
     std::ostringstream row;
@@ -253,11 +364,15 @@ class EvalStage : public BarrierStage {
       std::snprintf(recall, sizeof recall, "%.4f", s.recall[kmax_i]);
       row << " " << percent(s.exact_top[kmax_i]) << " | " << recall << " |";
     }
+    if (versus) {
+      row << " " << *versus << " |";
+      summary.text["versus_best_baseline"].push_back(*versus);
+    }
     if (m.missing_targets) row << " (" << m.missing_targets << " targets not in the index)";
     table_rows.push_back(row.str());
   }
 
-  std::string make_table(const VectorIndex& index, std::size_t chunks, bool with_exact,
+  std::string make_table(const VectorIndex& index, std::size_t chunks, bool with_exact, bool with_baselines,
                          const std::vector<std::string>& rows) const {
     const std::string kmax = std::to_string(*std::max_element(o_.ks.begin(), o_.ks.end()));
     std::ostringstream t;
@@ -276,8 +391,17 @@ class EvalStage : public BarrierStage {
       t << " exact Top-" << kmax << " | recall@" << kmax << " vs exact |";
       rule += "---:|---:|";
     }
+    if (with_baselines) {
+      t << " Top-" << kmax << " vs strongest baseline |";
+      rule += "---|";
+    }
     t << "\n" << rule << "\n";
     for (const auto& r : rows) t << r << "\n";
+    if (with_baselines)
+      t << "Baselines (made from the indexed vectors of each query's " << o_.context
+        << " context chunks): linear_average = their mean, persistence = the last one, corpus_mean = the mean "
+           "of every indexed chunk. beats / noise / WORSE: the gain over the strongest baseline is above / "
+           "within / below the margin max(0.5 pts, 2 standard errors of the per-query hit difference).\n";
     return t.str();
   }
 
@@ -304,17 +428,18 @@ std::vector<std::size_t> parse_ks(const Params& p) {
 void add_retrieve_eval_stage(StageRegistry& registry) {
   StageInfo info;
   info.type = kType;
-  info.version = 1;
+  info.version = 2;   // 2: baseline rows and the versus_best_baseline column
   info.kind = StageKind::Barrier;
   info.summary =
       "Top-K accuracy of predicted next-chunk vectors (lvm.predict) over the whole indexed "
-      "corpus, and recall@K of an approximate index against exact search";
+      "corpus next to the no-learning baselines (each model judged against the strongest), and "
+      "recall@K of an approximate index against exact search";
   info.params = {
       {"ks", ParamType::StringList, "[1, 5, 10, 20]", "the K of each Top-K column"},
       {"exclude_context", ParamType::Bool, "false",
        "drop the query's own context chunks (positions target-N..target-1 of its article) from "
        "its results before scoring"},
-      {"context", ParamType::Int, "5", "N, the context length of the windows (for exclude_context)"},
+      {"context", ParamType::Int, "5", "N, the context length of the windows (for exclude_context and the baselines)"},
       {"split", ParamType::String, "val", "which predictions to score: val, train or all"},
       {"nprobe", ParamType::Int, "0", "IVF lists visited per query; 0 = as stored in the index"},
       {"ef_search", ParamType::Int, "0", "HNSW search beam width; 0 = as stored in the index"},

@@ -278,6 +278,13 @@ SearchHits VectorIndex::search(const float* queries, std::size_t count, std::siz
 
 bool VectorIndex::exact() const { return dynamic_cast<const faiss::IndexFlat*>(index_.get()) != nullptr; }
 
+std::vector<float> VectorIndex::vectors(const std::string& where) const {
+  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(index_.get());
+  if (!flat) throw Error(where, "index '" + factory_ + "' does not keep its vectors", "use the exact reference");
+  const float* xb = flat->get_xb();
+  return std::vector<float>(xb, xb + count_ * dim_);
+}
+
 bool VectorIndex::memory_mapped() const {
   auto* ivf = faiss::ivflib::try_extract_index_ivf(index_.get());
   return ivf && dynamic_cast<const faiss::OnDiskInvertedLists*>(ivf->invlists) != nullptr;

@@ -87,6 +87,9 @@ class VectorIndex {
   bool normalized() const { return normalized_; }
   // True when search is exhaustive, so its results are the exact top-k.
   bool exact() const;
+  // The stored rows of an exact index, [size() x dim()] (normalised when the index is);
+  // throws lvmflow::Error for an approximate one.
+  std::vector<float> vectors(const std::string& where) const;
   bool memory_mapped() const;
   const std::string& factory() const { return factory_; }
   // The factory string plus its search knobs, e.g. "IVF1024,Flat (nprobe 16)".

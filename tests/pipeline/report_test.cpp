@@ -1,9 +1,13 @@
 // `lvmflow report`: the HTML is self-contained and escapes every text it shows, and it renders
 // in headless Chromium (Debian's `chromium`, installed by tools/setup.sh) with the stages drawn
 // and no script error. The last screenshot and report are kept next to the test binary
-// (report_test.png / report_test.html) for a person to look at.
+// (report_test.png / report_test.html) for a person to look at. Without Chromium the rendering
+// tests are skipped, or fail when LVMFLOW_REQUIRE_BROWSER=1 (CI: .ci/run).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -27,6 +31,25 @@ std::string read_file(const fs::path& p) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+std::string chromium() {
+  const char* env = std::getenv("LVMFLOW_CHROMIUM");
+  return env ? env : "/usr/bin/chromium";
+}
+
+// A machine without Chromium skips the rendering tests; CI sets LVMFLOW_REQUIRE_BROWSER=1
+// (.ci/run), where a skip would hide a broken setup, so there they fail instead.
+bool browser_required() {
+  const char* env = std::getenv("LVMFLOW_REQUIRE_BROWSER");
+  return env && std::string(env) == "1";
+}
+
+// In a test body: skips it (or fails it, when the browser is required) without Chromium.
+#define SKIP_WITHOUT_CHROMIUM()                                              \
+  if (const std::string why = missing_chromium(); !why.empty()) {             \
+    if (browser_required()) FAIL() << why << " (LVMFLOW_REQUIRE_BROWSER=1)";  \
+    GTEST_SKIP() << why;                                                      \
+  }
 
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;
@@ -84,16 +107,11 @@ stages:
     return out.str();
   }
 
-  std::string chromium() {
-    const char* env = std::getenv("LVMFLOW_CHROMIUM");
-    return env ? env : "/usr/bin/chromium";
-  }
-  // Fails (does not skip) without Chromium: CI installs it through tools/setup.sh.
-  bool have_chromium() {
-    if (fs::exists(chromium())) return true;
-    ADD_FAILURE() << "headless Chromium not found at " << chromium()
-                  << ": run tools/setup.sh (it installs Debian's `chromium` package), or set LVMFLOW_CHROMIUM";
-    return false;
+  // Empty when the browser is there, else why the rendering tests cannot run.
+  static std::string missing_chromium() {
+    if (::access(chromium().c_str(), X_OK) == 0) return {};
+    return "headless Chromium not found at " + chromium() +
+           ": run tools/setup.sh (it installs Debian's `chromium` package), or set LVMFLOW_CHROMIUM";
   }
   // Runs Chromium on a file; returns stdout. Console messages (script errors among them) go
   // to `console`.
@@ -149,7 +167,7 @@ TEST_F(ReportTest, HtmlIsSelfContainedAndEscapesAllText) {
 }
 
 TEST_F(ReportTest, RendersInHeadlessChromiumWithStagesAndNoScriptErrors) {
-  if (!have_chromium()) return;
+  SKIP_WITHOUT_CHROMIUM();
   std::int64_t run_id = demo_run();
   // Through the command, as a person would.
   fs::path html = dir / "report.html";
@@ -196,7 +214,7 @@ TEST_F(ReportTest, RendersInHeadlessChromiumWithStagesAndNoScriptErrors) {
 }
 
 TEST_F(ReportTest, RendersCachedFailedAndLargeRuns) {
-  if (!have_chromium()) return;
+  SKIP_WITHOUT_CHROMIUM();
   demo_run();
   // Everything stored: nothing processed a batch.
   auto cached = run(spec(kPipeline));
@@ -234,6 +252,24 @@ stages:
   dom = rendered_dom(large_html);
   EXPECT_NE(dom.find("class=\"lane-label\">each<"), std::string::npos);
   EXPECT_LT(count(dom, "<rect"), 6000u);   // merged, not one element per batch
+}
+
+// This test program itself, run without a browser: the rendering test is reported as skipped
+// (not passed) on a developer machine, and fails where CI requires the browser.
+TEST(BrowserPolicy, SkippedWithoutChromiumUnlessRequired) {
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string test = self + " --gtest_filter=ReportTest.RendersInHeadlessChromiumWithStagesAndNoScriptErrors";
+  const std::string no_browser = "env -u LVMFLOW_REQUIRE_BROWSER LVMFLOW_CHROMIUM=/nonexistent/chromium ";
+
+  auto [rc, out] = shell(no_browser + test);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("[  SKIPPED ] 1 test"), std::string::npos) << out;
+  EXPECT_NE(out.find("headless Chromium not found at /nonexistent/chromium"), std::string::npos) << out;
+
+  std::tie(rc, out) = shell(no_browser + "LVMFLOW_REQUIRE_BROWSER=1 " + test);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("[  FAILED  ] 1 test"), std::string::npos) << out;
+  EXPECT_NE(out.find("(LVMFLOW_REQUIRE_BROWSER=1)"), std::string::npos) << out;
 }
 
 }  // namespace

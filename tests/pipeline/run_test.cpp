@@ -269,9 +269,9 @@ TEST_F(RunTest, GcRemovesOnlyWhatNoCacheEntryPointsTo) {
   std::ofstream(orphan / "batches.bin") << "partial";
   auto dead_staging = s.store / "staging" / "0123456789abcdef-999999999-1";
   std::filesystem::create_directories(dead_staging);
-  auto [removed, bytes] = store.gc();
-  EXPECT_EQ(removed, 2);
-  EXPECT_GT(bytes, 0);
+  auto gc = store.gc();
+  EXPECT_EQ(gc.removed, 2);
+  EXPECT_GT(gc.bytes, 0);
   EXPECT_FALSE(std::filesystem::exists(orphan));
   EXPECT_FALSE(std::filesystem::exists(dead_staging));
   for (const auto& p : r.plan.stages) EXPECT_TRUE(store.find_cache(p.key)) << p.spec->name;

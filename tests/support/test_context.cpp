@@ -55,6 +55,12 @@ TestContext::~TestContext() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+std::filesystem::path TestContext::resume_dir(const std::string& id) {
+  auto dir = std::filesystem::temp_directory_path() / ("lvmflow-test-resume-" + id);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 void TestContext::metric(const std::string& name, double value, std::int64_t step,
                          const std::string& label) {
   std::lock_guard lock(mutex_);

@@ -39,6 +39,8 @@ class TestContext : public StageContext {
   const std::string& stage_name() const override { return name_; }
   const Params& params() const override { return params_; }
   std::filesystem::path artifact_dir() const override { return dir_; }
+  // Shared by every TestContext of the process's temp folder, like a store's staging folder.
+  std::filesystem::path resume_dir(const std::string& id) override;
   std::filesystem::path input_dir(std::size_t i) const override { return input_dirs_.at(i); }
   std::size_t input_count() const override { return input_dirs_.size(); }
   const std::string& input_name(std::size_t i) const override { return input_names_.at(i); }

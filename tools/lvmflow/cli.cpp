@@ -36,10 +36,12 @@ namespace lvmflow {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_interrupt_signal{0};
 
-void on_sigint(int) {
+void on_sigint(int sig) {
+  g_interrupt_signal = sig;
   g_interrupted = true;
-  std::signal(SIGINT, SIG_DFL);   // a second Ctrl-C ends the process at once
+  std::signal(sig, SIG_DFL);   // a second Ctrl-C (or SIGTERM) ends the process at once
 }
 
 // Parsed command line: positionals and options. Options that take a value may repeat.
@@ -102,11 +104,12 @@ std::string open_store_path(const Args& a) {
   return ".lvmflow";
 }
 
-Store open_existing_store(const Args& a) {
+// Read commands open the store read-only, so they work where the user cannot write.
+Store open_existing_store(const Args& a, StoreMode mode = StoreMode::ReadOnly) {
   std::string path = open_store_path(a);
   if (!std::filesystem::exists(std::filesystem::path(path) / "lvmflow.db"))
     throw Error(path, "no lvmflow store here", "pass --store DIR or --pipeline FILE (the store a pipeline names)");
-  return Store(path);
+  return Store(path, mode);
 }
 
 std::int64_t resolve_run(Store& store, const Args& a, std::size_t index) {
@@ -148,6 +151,7 @@ RunOptions run_options(const Args& a) {
   }
   o.progress = a.has("--quiet") ? ProgressMode::None : ::isatty(2) ? ProgressMode::Terminal : ProgressMode::Lines;
   o.interrupt = &g_interrupted;
+  o.interrupt_signal = &g_interrupt_signal;
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   return o;
@@ -217,7 +221,7 @@ int cmd_submit(const CommandSpec& cmd, const Args& a) {
 
 int cmd_plan(const CommandSpec& cmd, const Args& a) {
   PipelineSpec spec = load_pipeline(a, cmd);
-  Store store(spec.store);
+  Store store(spec.store, StoreMode::ReadOnly);
   Plan plan = make_plan(spec, store, plan_options(a));
   if (a.has("--json")) {
     JsonWriter j(std::cout);
@@ -333,7 +337,7 @@ int cmd_show(const CommandSpec&, const Args& a) {
         .key("stages").begin_array();
     for (const auto& s : stages)
       j.begin_object().field("stage", s.stage).field("type", s.type).field("action", s.action)
-          .field("status", s.status).field("key", s.key).field("items_in", static_cast<long long>(s.items_in))
+          .field("status", shown_status(*run, s)).field("key", s.key).field("items_in", static_cast<long long>(s.items_in))
           .field("items_out", static_cast<long long>(s.items_out)).field("batches", static_cast<long long>(s.batches))
           .field("seconds", (s.finished_ns - s.started_ns) / 1e9).field("error", s.error).end_object();
     j.end_array().key("metrics").begin_array();
@@ -358,7 +362,7 @@ int cmd_show(const CommandSpec&, const Args& a) {
     std::ostringstream secs;
     secs << std::fixed << std::setprecision(3) << (s.finished_ns - s.started_ns) / 1e9;
     std::cout << std::setw(26) << s.stage << std::setw(20) << s.type << std::setw(9) << s.action << std::setw(10)
-              << s.status << std::setw(10) << s.items_in << std::setw(10) << s.items_out << std::setw(10)
+              << shown_status(*run, s) << std::setw(10) << s.items_in << std::setw(10) << s.items_out << std::setw(10)
               << secs.str() << s.key.substr(0, 12) << "\n";
   }
   // Scalar metrics: the last value of each (stage, name, label); text metrics in full.
@@ -630,16 +634,97 @@ int cmd_report(const CommandSpec&, const Args& a) {
 }
 
 int cmd_gc(const CommandSpec&, const Args& a) {
-  Store store = open_existing_store(a);
-  auto [removed, bytes] = store.gc();
+  Store store = open_existing_store(a, StoreMode::ReadWrite);
+  GcResult r = store.gc(a.has("--all"));
   if (a.has("--json")) {
     JsonWriter j(std::cout);
-    j.begin_object().field("removed", static_cast<long long>(removed)).field("bytes", static_cast<long long>(bytes)).end_object();
+    j.begin_object().field("removed", static_cast<long long>(r.removed)).field("bytes", static_cast<long long>(r.bytes))
+        .field("kept_resume", static_cast<long long>(r.kept_resume))
+        .field("kept_resume_bytes", static_cast<long long>(r.kept_resume_bytes)).end_object();
     std::cout << "\n";
   } else {
-    std::printf("removed %lld folder(s), %.1f MB freed\n", static_cast<long long>(removed), bytes / 1e6);
+    std::printf("removed %lld folder(s), %.1f MB freed\n", static_cast<long long>(r.removed), r.bytes / 1e6);
+    if (r.kept_resume)
+      std::printf("kept %lld resume folder(s) of interrupted work (%.1f MB): a re-run continues from them; "
+                  "`lvmflow gc --all` removes them too\n",
+                  static_cast<long long>(r.kept_resume), r.kept_resume_bytes / 1e6);
   }
   return 0;
+}
+
+// ---------------------------------------------------------------- verify
+
+// The committed artifacts named on the command line (a stage name or a key prefix), or all.
+std::vector<CacheEntry> select_artifacts(Store& store, const Args& a,
+                                         const std::map<std::string, std::set<std::string>>& stages_of) {
+  auto entries = store.cache_entries();
+  if (a.positional.empty()) return entries;
+  std::vector<CacheEntry> chosen;
+  std::set<std::string> seen;
+  for (const auto& want : a.positional) {
+    bool found = false;
+    for (const auto& e : entries) {
+      auto it = stages_of.find(e.key);
+      bool by_stage = it != stages_of.end() && it->second.count(want);
+      bool by_key = want.size() >= 4 && e.key.rfind(want, 0) == 0;
+      if (!by_stage && !by_key) continue;
+      found = true;
+      if (seen.insert(e.key).second) chosen.push_back(e);
+    }
+    if (!found)
+      throw Error("lvmflow verify " + want, "no committed artifact of a stage or key '" + want + "'",
+                  "`lvmflow verify` alone checks every artifact of the store");
+  }
+  return chosen;
+}
+
+int cmd_verify(const CommandSpec&, const Args& a) {
+  Store store = open_existing_store(a);
+  const auto stages_of = store.stage_names_by_key();
+  const auto entries = select_artifacts(store, a, stages_of);
+  const VerifyDepth depth = a.has("--quick") ? VerifyDepth::Quick : VerifyDepth::Full;
+  auto stage_list = [&](const std::string& key) {
+    auto it = stages_of.find(key);
+    return it == stages_of.end() ? std::string("?") : joined(std::vector<std::string>(it->second.begin(), it->second.end()), ",");
+  };
+  std::vector<ArtifactStatus> results;
+  for (const auto& e : entries) results.push_back(store.verify_artifact(e.key, depth));
+  std::size_t damaged = 0, unrecorded = 0;
+  for (const auto& r : results) {
+    damaged += !r.ok();
+    unrecorded += r.ok() && !r.recorded;
+  }
+  if (a.has("--json")) {
+    JsonWriter j(std::cout);
+    j.begin_object().field("store", store.root().string()).field("checked", static_cast<long long>(results.size()))
+        .field("damaged", static_cast<long long>(damaged)).key("artifacts").begin_array();
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      j.begin_object().field("key", results[i].key).field("stages", stage_list(results[i].key))
+          .field("type", entries[i].stage_type).field("ok", results[i].ok()).field("recorded", results[i].recorded)
+          .key("problems").begin_array();
+      for (const auto& p : results[i].problems) j.value(p);
+      j.end_array().end_object();
+    }
+    j.end_array().end_object();
+    std::cout << "\n";
+  } else {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      const char* state = !r.ok() ? "DAMAGED" : r.recorded ? "ok" : "unchecked";
+      std::cout << std::left << std::setw(10) << state << r.key.substr(0, 12) << "  " << stage_list(r.key) << " ("
+                << entries[i].stage_type << ")";
+      if (!r.recorded && r.ok()) std::cout << ": no checksums recorded (committed by an older lvmflow)";
+      std::cout << "\n";
+      for (const auto& p : r.problems) std::cout << "          " << p << "\n";
+    }
+    std::cout << "verified " << results.size() << " artifact(s)" << (depth == VerifyDepth::Full ? "" : " (--quick)")
+              << ": " << damaged << " damaged";
+    if (unrecorded) std::cout << ", " << unrecorded << " without checksums";
+    std::cout << "\n";
+    if (damaged)
+      std::cout << "a run treats a damaged output as not stored and recomputes it (or: lvmflow run FILE --force STAGE)\n";
+  }
+  return damaged ? 1 : 0;
 }
 
 const std::vector<CommandSpec>& commands() {
@@ -673,8 +758,12 @@ const std::vector<CommandSpec>& commands() {
       {"report", "lvmflow report [RUN|last] [-o FILE.html] [--store DIR | --pipeline FILE]",
        "Write one self-contained HTML report of a run (default lvmflow-run-RUN.html): timeline, DAG, latency histograms, cache, metrics.",
        {}, {"-o", "--output", "--store", "--pipeline"}},
-      {"gc", "lvmflow gc [--store DIR | --pipeline FILE] [--json]",
-       "Delete artifact folders no cache entry points to, and staging folders of dead runs.", {"--json"}, {"--store", "--pipeline"}},
+      {"gc", "lvmflow gc [--store DIR | --pipeline FILE] [--all] [--json]",
+       "Delete artifact folders no cache entry points to and staging folders of dead runs; --all also resume state of interrupted work.",
+       {"--json", "--all"}, {"--store", "--pipeline"}},
+      {"verify", "lvmflow verify [STAGE|KEY]... [--store DIR | --pipeline FILE] [--quick] [--json]",
+       "Check committed artifacts against the checksums recorded at commit (every byte; --quick: sizes and files up to 64 MiB); names the damaged ones, exit 1 if any.",
+       {"--json", "--quick"}, {"--store", "--pipeline"}},
   };
   return list;
 }
@@ -720,6 +809,7 @@ int cli_main(int argc, char** argv) {
       if (name == "compare") return cmd_compare(cmd, a);
       if (name == "report") return cmd_report(cmd, a);
       if (name == "gc") return cmd_gc(cmd, a);
+      if (name == "verify") return cmd_verify(cmd, a);
     } catch (const Error& e) {
       std::cerr << "lvmflow: error: " << e.what() << "\n";
       return 2;

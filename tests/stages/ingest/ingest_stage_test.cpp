@@ -6,6 +6,7 @@
 #include <set>
 
 #include "pipeline/error.hpp"
+#include "stages/ingest/wikitext_cleaner.hpp"
 #include "tests/stages/ingest/ingest_test_util.hpp"
 
 namespace lvmflow {
@@ -177,6 +178,36 @@ TEST(IngestWikipediaStage, FilesReadAreTheInputsForTheCacheKey) {
   auto files = info->files_read(ctx.params());
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0], fixture("sample-pages-articles.xml.bz2"));
+}
+
+// Ctrl-C while one huge page is being cleaned: the cleaner polls the stage's context as it goes
+// (not only between articles), and the stage stops inside that page.
+TEST(IngestWikipediaStage, CancellationReachesAPageBeingCleaned) {
+  TempDir dir;
+  std::string huge;
+  while (huge.size() < (std::size_t(4) << 20)) huge += "Prose of a long article with a [[link]] and {{nowrap|a template}}.\n\n";
+  auto path = dir.file("d.xml", export_xml(page_xml(1, "Huge", huge) + page_xml(2, "After", std::string(300, 'x') + ".")));
+  // Cancelled from the `cancel_from`-th question on.
+  struct CountingContext : TestContext {
+    using TestContext::TestContext;
+    bool cancelled() const override { return ++asked >= cancel_from; }
+    mutable int asked = 0;
+    int cancel_from = 1 << 30;
+  };
+
+  CountingContext whole("ingest.wikipedia", {{"path", path.string()}});
+  EXPECT_EQ(titles_of(drain(whole)), (std::vector<std::string>{"Huge", "After"}));
+  EXPECT_GE(static_cast<std::size_t>(whole.asked), huge.size() / 2 / ingest::kCancelCheckBytes)
+      << "the cleaner does not poll the context";
+
+  CountingContext stopped("ingest.wikipedia", {{"path", path.string()}});
+  stopped.cancel_from = 2;   // the stage asks once before the page, the cleaner next
+  auto stage = stopped.make_stage();
+  Batch out;
+  EXPECT_FALSE(dynamic_cast<SourceStage&>(*stage).next(stopped, out, 64));
+  EXPECT_EQ(out.rows(), 0u);
+  EXPECT_EQ(stopped.asked, 3) << "went on cleaning after the context said stop";   // 3rd: the stage's own
+  EXPECT_TRUE(stopped.logs.empty()) << "a cancelled page must not be logged as broken";
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // markup soup that must never leave markup behind or crash.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 
 #include "stages/ingest/wikitext_cleaner.hpp"
@@ -171,6 +172,53 @@ TEST(WikitextCleaner, DeepNestingAndLongInputsStayFast) {
   std::string out = prose(deep);
   expect_no_markup(out);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// Each construct left unclosed over a whole 256 KB page: every pass used to rescan the rest of
+// the page per opener (minutes per megabyte); now each is one linear pass. The bound is only a
+// hang guard: lvmflow_bench_cleaner measures the real figures (docs/benchmarks/ingest.md).
+TEST(WikitextCleaner, UnclosedConstructsOverAWholePageAreLinear) {
+  const std::size_t bytes = 256 * 1024;
+  auto repeat = [&](const std::string& unit) {
+    std::string s;
+    while (s.size() < bytes) s += unit;
+    return s;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(prose(repeat("{{")), "");
+  EXPECT_FALSE(is_disambiguation("Page", repeat("{{")));
+  EXPECT_TRUE(is_disambiguation("Page", repeat("{{") + "{{dab}}"));
+  EXPECT_EQ(prose(repeat("x <ref>")).substr(0, 8), "x x x x ");   // only the opening tags go
+  EXPECT_EQ(prose(repeat("y <ref name=a>")).substr(0, 8), "y y y y ");
+  EXPECT_EQ(prose(repeat("z [http://example.org ")).substr(0, 8), "z [http:");
+  EXPECT_EQ(prose(repeat("&amp")).substr(0, 8), "&amp&amp");
+  for (const char* unit : {"[[", "[[a|", "{|\n", "<!--", "'''x ", "{{a|"}) expect_no_markup(prose(repeat(unit)));
+  // Markup the last scrub joins level by level ("[{''{[" -> "[{{[" -> "[[" -> ""): one round
+  // per level would be quadratic; a single stack pass finishes it.
+  std::string left;
+  while (2 * left.size() < bytes) left += left.size() % 2 ? "{" : "[";
+  const std::string nested = "Word " + left + "''" + std::string(left.rbegin(), left.rend()) + " end.";
+  EXPECT_EQ(prose(nested), "Word end.");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
+// Ctrl-C reaches a page being cleaned: the check is polled between passes and every
+// kCancelCheckBytes while sections are assembled, and a true answer ends the cleaning at once.
+TEST(WikitextCleaner, CancellationIsPolledWhileCleaningAHugePage) {
+  std::string page;
+  while (page.size() < 4 * 1024 * 1024) page += "A paragraph of [[prose]] with a {{nowrap|template}}.\n\n";
+  int calls = 0;
+  auto never = [&] { ++calls; return false; };
+  const auto sections = clean_wikitext(page, {}, never);
+  ASSERT_EQ(sections.size(), 1u);
+  EXPECT_GE(static_cast<std::size_t>(calls), page.size() / 2 / kCancelCheckBytes) << "not polled while assembling";
+
+  for (int cancel_at : {1, 5, calls - 1}) {   // before the first pass, mid-passes, while assembling
+    int asked = 0;
+    auto after = [&] { return ++asked >= cancel_at; };
+    EXPECT_THROW(clean_wikitext(page, {}, after), CleaningCancelled) << cancel_at;
+    EXPECT_EQ(asked, cancel_at) << "kept cleaning after the check said stop";
+  }
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 
 #include "pipeline/error.hpp"
+#include "stages/common/baseline_verdict.hpp"
 #include "stages/common/json.hpp"
 #include "stages/common/npy.hpp"
 #include "tests/stages/lvm/lvm_test_data.hpp"
@@ -68,7 +71,7 @@ TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
 }
 
 // The engine gives every run a fresh staging folder; a rerun must still find the interrupted
-// run's state beside it (artifact_dir().parent_path()/resume-<key>) and continue from there.
+// run's state (StageContext::resume_dir, shared by TestContexts) and continue from there.
 TEST(LvmTrainStage, RerunAfterInterruptionResumesInANewStagingFolder) {
   auto windows = testdata::synthetic_window_batches();
   const std::map<std::string, std::string> params = {{"arch", "amn"}, {"hidden", "8"}, {"epochs", "3"},
@@ -168,6 +171,33 @@ TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
   EXPECT_GT(ctx.metric_value("val_cosine", "linear_average"), ctx.metric_value("val_cosine", "random"));
   EXPECT_GT(ctx.metric_value("latency_ms", "train_transformer"), 0.0);
   EXPECT_EQ(ctx.metric_value("params", "train_amn"), double(out[0].int_column("params")[4]));
+
+  // Every model is judged against the STRONGEST baseline, which the table names; the training
+  // log says the same thing in words.
+  std::string best;
+  for (const auto& name : {"linear_average", "persistence", "corpus_mean", "random"})
+    if (best.empty() || ctx.metric_value("val_cosine", name) > ctx.metric_value("val_cosine", best)) best = name;
+  EXPECT_EQ(ctx.metric_value("gain_vs_best_baseline", best), 0.0);
+  EXPECT_NE(table.find("minus the strongest baseline's (" + best + ")"), std::string::npos) << table;
+  const auto& verdicts = out[0].text_column("verdict");
+  EXPECT_EQ(verdicts[std::find(out[0].ids.begin(), out[0].ids.end(), best) - out[0].ids.begin()], "best");
+  for (std::size_t i = 4; i < 6; ++i) {
+    const double gain = ctx.metric_value("gain_vs_best_baseline", out[0].ids[i]);
+    const std::set<std::string> words = {"beats", "noise", "WORSE"};
+    EXPECT_TRUE(words.count(verdicts[i])) << verdicts[i];
+    if (std::abs(gain) <= kMinBaselineMargin) EXPECT_EQ(verdicts[i], "noise") << gain;
+    if (verdicts[i] == "beats") EXPECT_GT(gain, kMinBaselineMargin);
+    if (verdicts[i] == "WORSE") EXPECT_LT(gain, -kMinBaselineMargin);
+    EXPECT_EQ(ctx.metric_value("beats_best_baseline", out[0].ids[i]), verdicts[i] == "beats" ? 1.0 : 0.0);
+  }
+  bool sentence = false;
+  for (const auto& line : ctx.logs) sentence |= line.find("train_amn ") != std::string::npos &&
+                                                line.find(" vs best baseline " + best + " ") != std::string::npos;
+  EXPECT_TRUE(sentence);
+  bool train_sentence = false;
+  for (const auto& line : amn->logs) train_sentence |= line.find("amn: best epoch ") != std::string::npos &&
+                                                       line.find(" vs best baseline " + best + " ") != std::string::npos;
+  EXPECT_TRUE(train_sentence);
 
   // A model trained on other vectors is refused with a fix.
   auto other = testdata::synthetic_window_batches(24);

@@ -117,6 +117,54 @@ TEST(RetrieveEval, TopKMatchesBruteForceOnValidationRows) {
   EXPECT_EQ(all.ctx->metric_value("queries", "transformer"), double(preds.rows()));
 }
 
+// The no-learning baselines, made from the indexed vectors, are rows of the table, and each
+// model is judged against the strongest of them at the largest K (5 here: Top-20 of 120 chunks
+// saturates).
+TEST(RetrieveEval, BaselinesAreTableRowsAndModelsAreJudgedAgainstTheStrongest) {
+  const auto chunks = clustered_chunks(kArticles, kChunks, kDim);
+  const Batch corpus = concat(chunks);
+  auto index_ctx = build_index(chunks);
+  // Rows are ordered by article, then position: row r - 1 is the previous chunk.
+  Batch echo = predictions(corpus, "echo", [&](std::size_t r) {
+    return std::vector<float>(corpus.vector(r - 1), corpus.vector(r - 1) + corpus.dim);
+  });
+  Batch oracle = predictions(corpus, "oracle", [&](std::size_t r) {
+    return std::vector<float>(corpus.vector(r), corpus.vector(r) + corpus.dim);
+  });
+  Batch context_mean = predictions(corpus, "mean", [&](std::size_t r) {
+    std::vector<float> v(corpus.dim, 0.0f);
+    for (std::size_t c = r - kContext; c < r; ++c)
+      for (std::size_t i = 0; i < corpus.dim; ++i) v[i] += corpus.vector(c)[i] / float(kContext);
+    return v;
+  });
+  EvalRun run = run_eval(*index_ctx, {{"echo", echo}, {"oracle", oracle}},
+                         {{"context", std::to_string(kContext)}, {"ks", "[1, 5]"}});
+  for (std::size_t k : {1, 5}) {
+    const std::string top = "top" + std::to_string(k);
+    // persistence = the last context chunk, which is what "echo" predicts.
+    EXPECT_DOUBLE_EQ(run.ctx->metric_value(top, "persistence"), run.ctx->metric_value(top, "echo")) << k;
+    EXPECT_NEAR(run.ctx->metric_value(top, "linear_average"), expected_top_k(corpus, context_mean, k, false), 1e-12) << k;
+  }
+  EXPECT_EQ(run.ctx->metric_value("top1", "oracle"), 1.0);
+  EXPECT_EQ(run.ctx->metric_value("beats_best_baseline", "oracle"), 1.0);
+  EXPECT_EQ(run.ctx->metric_value("beats_best_baseline", "echo"), 0.0);
+
+  const std::string table = run.ctx->text_metrics.at("retrieval_topk");
+  EXPECT_NE(table.find("| Top-5 vs strongest baseline |"), std::string::npos) << table;
+  for (const char* name : {"| linear_average |", "| persistence |", "| corpus_mean |"})
+    EXPECT_NE(table.find(name), std::string::npos) << name << "\n" << table;
+  EXPECT_NE(table.find(" | strongest baseline |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| oracle | "), std::string::npos);
+  EXPECT_NE(table.find(": beats |"), std::string::npos) << table;
+  // Output rows stay one per model, each with its verdict cell.
+  ASSERT_EQ(run.out.size(), 1u);
+  EXPECT_EQ(run.out[0].ids, (std::vector<std::string>{"echo", "oracle"}));
+  EXPECT_EQ(run.out[0].text_column("versus_best_baseline")[1].substr(0, 1), "+");
+  bool sentence = false;
+  for (const auto& line : run.ctx->logs) sentence |= line.rfind("oracle Top-5 100.00% vs best baseline ", 0) == 0;
+  EXPECT_TRUE(sentence);
+}
+
 TEST(RetrieveEval, ExcludeContextDropsTheQuerysOwnPrecedingChunks) {
   const auto chunks = clustered_chunks(kArticles, kChunks, kDim);
   const Batch corpus = concat(chunks);
