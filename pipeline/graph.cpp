@@ -149,7 +149,7 @@ struct StageRuntime : StageContext, BatchSink {
     if (g.events.log) g.events.log(spec.name, message);
   }
   bool cancelled() const override { return g.cancel_flag.load(); }
-  ItemCache& item_cache() override { return g.store; }
+  ItemCache& item_cache() override { return g.options.item_cache ? *g.options.item_cache : g.store; }
   void record_chunks(const Batch& chunks) override {
     std::lock_guard lock(mutex);
     chunk_rows.push_back(chunks);
@@ -545,6 +545,8 @@ std::string RunGraph::run() {
         build_source(*rt);
       } else {
         rt->stage = p.spec->info->make(p.spec->params);
+        if (g.options.shard.active() && p.spec->info->kind == StageKind::Source)
+          rt->stage = shard_filtered_source(std::move(rt->stage), g.options.shard);
         rt->staging = g.store.make_staging_dir(p.key);
         write_key_parts(rt->staging / kKeyPartsFile, p);   // read by `lvmflow why`
         rt->batches_file.open(rt->staging / "batches.bin", std::ios::binary);

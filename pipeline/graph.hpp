@@ -34,6 +34,10 @@ struct GraphOptions {
   std::size_t max_in_flight = 4;   // batches per source/replay between it and its consumers
   // Off only to measure what span recording costs (tools/bench/profile); runs then store no spans.
   bool record_spans = true;
+  // A shard's run: sources emit only the shard's rows (pipeline/shard.hpp).
+  ShardSpec shard;
+  // Replaces the store as the stages' item cache (a merge refuses new items); null: the store.
+  ItemCache* item_cache = nullptr;
 };
 
 class RunGraph {

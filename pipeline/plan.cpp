@@ -102,11 +102,15 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
     }
   }
 
+  std::vector<bool> shardable;
+  if (options.shardable_only || options.shard.active()) shardable = shardable_stages(plan.stages);
   for (std::size_t i = 0; i < plan.stages.size(); ++i) {
     auto& p = plan.stages[i];
     std::vector<std::pair<std::string, std::string>> inputs;
     for (auto in : p.inputs) inputs.emplace_back(plan.stages[in].spec->name, plan.stages[in].key);
     p.key_parts = key_parts(*p.spec, inputs, store);
+    // A shard's output holds only its articles: its key must never meet the unsharded one.
+    if (options.shard.count > 1 && shardable[i]) p.key_parts.push_back({"shard", "shard", options.shard.text()});
     p.key = key_of(p.key_parts);
     // An uncached stage gets a fresh key each run, so everything downstream of it re-runs too:
     // its output may differ from the last run's.
@@ -115,6 +119,9 @@ Plan make_plan(const PipelineSpec& spec, Store& store, const PlanOptions& option
     if (!wanted[i]) {
       p.action = Action::Skipped;
       p.reason = "not needed for --until " + options.until;
+    } else if (!shardable.empty() && !shardable[i]) {
+      p.action = Action::Skipped;
+      p.reason = "not shardable: runs after lvmflow merge";
     } else if (!p.spec->cache) {
       p.action = Action::Run;
       p.reason = "cache: false";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/shard.hpp"
 #include "pipeline/spec.hpp"
 
 namespace lvmflow {
@@ -48,6 +49,11 @@ struct PlannedStage {
 struct PlanOptions {
   std::set<std::string> force;   // stage (or foreach group) names to run even if cached
   std::string until;             // run only this stage and what it depends on
+  // Only the shardable prefix takes part (pipeline/shard.hpp); the rest is skipped.
+  bool shardable_only = false;
+  // A shard's run (implies shardable_only): its keys are marked with the shard, so they can
+  // never be mistaken for the unsharded stage's.
+  ShardSpec shard;
 };
 
 struct Plan {

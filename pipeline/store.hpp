@@ -163,6 +163,15 @@ class Store : public ItemCache {
   // unless `all`.
   GcResult gc(bool all = false);
 
+  // Records of another store brought into this one, for `lvmflow merge` (store_import.cpp).
+  // import_item_cache adds the rows this store lacks and returns how many; import_runs copies
+  // the finished runs not imported before (matched by `label` in their args) with their stage
+  // runs, spans, metrics and edges under new ids, appending " [label run N on HOST]" to their
+  // args.
+  // Returns the new run ids.
+  std::int64_t import_item_cache(const std::filesystem::path& other_root);
+  std::vector<std::int64_t> import_runs(const std::filesystem::path& other_root, const std::string& label);
+
   // ItemCache.
   std::vector<std::optional<std::string>> get_many(const std::string& ns,
                                                    const std::vector<std::string>& keys) override;

@@ -6,6 +6,10 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
   libsentencepiece-dev libbz2-dev nlohmann-json3-dev
+  # Gloo headers for libtorch's c10d ProcessGroupGloo (data-parallel lvm.train).
+  libgloo-dev
+  # A single-node Slurm cluster for the scale-out test (tests/pipeline/slurm_test.cpp).
+  munge slurmctld slurmd slurm-client
   # SHA-256 of cache keys and fingerprints (pipeline/hash.cpp): OpenSSL's libcrypto.
   libssl-dev
   # XXH3: the per-file checksums of committed artifacts (pipeline/artifact_check.cpp).

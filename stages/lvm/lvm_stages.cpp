@@ -13,6 +13,7 @@
 #include "stages/lvm/baselines.hpp"
 #include "stages/lvm/checkpoint.hpp"
 #include "stages/lvm/fast_inference.hpp"
+#include "stages/lvm/data_parallel.hpp"
 #include "stages/lvm/trainer.hpp"
 
 namespace lvmflow {
@@ -88,8 +89,11 @@ class TrainStage : public BarrierStage {
 
     const std::string fingerprint = windows_fingerprint(data);
     fs::path resume_dir;
-    if (params_.get_bool("resume")) resume_dir = resume_folder(ctx, fingerprint);
-    TrainResult result = train_model(data, settings_, resume_dir, ctx);
+    const int world_size = int(params_.get_int("world_size"));
+    const bool data_parallel = trains_data_parallel(world_size);
+    if (params_.get_bool("resume") && !data_parallel) resume_dir = resume_folder(ctx, fingerprint);
+    TrainResult result = data_parallel ? train_data_parallel(world_size, data, settings_, ctx)
+                                       : train_model(data, settings_, resume_dir, ctx);
 
     const auto val_rows = data.rows_in_split(1);
     std::vector<BaselineScore> baselines;
@@ -532,7 +536,13 @@ void register_lvm_stages(StageRegistry& registry) {
          "slower (docs/benchmarks/lvm.md)",
          false, false},
         {"resume", ParamType::Bool, "true",
-         "keep per-epoch state beside the staging folders and continue an interrupted run", false, false},
+         "keep per-epoch state beside the staging folders and continue an interrupted run (single-process "
+         "training only)", false, false},
+        {"world_size", ParamType::Int, "1",
+         "data-parallel ranks (c10d Gloo): > 1 trains on that many ranks in this process over 127.0.0.1; under "
+         "srun/mpirun/torchrun the launched processes are the ranks (docs/scale-out.md). Same model as one rank "
+         "within float rounding (models with dropout draw their masks per rank)",
+         false, false},
     };
     info.min_inputs = 1;
     info.max_inputs = 1;
@@ -550,6 +560,10 @@ void register_lvm_stages(StageRegistry& registry) {
       if (p.get_int("hidden") < 0 || p.get_int("layers") < 0)
         throw Error("param hidden/layers", "must not be negative", "use 0 for the architecture's default");
       if (p.get_float("temperature") <= 0) throw Error("param temperature", "must be positive", "set e.g. 0.07");
+      if (p.get_int("world_size") < 1) throw Error("param world_size", "must be at least 1", "use 1 for one process");
+      if (p.get_int("world_size") > 1 && loss == "infonce")
+        throw Error("param world_size", "infonce needs the whole batch's negatives in one process",
+                    "use loss mse or cosine with world_size > 1");
     };
     registry.add(std::move(info));
   }

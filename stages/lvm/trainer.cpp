@@ -11,6 +11,7 @@
 #include "pipeline/error.hpp"
 #include "stages/lvm/checkpoint.hpp"
 #include "stages/lvm/fused_adamw.hpp"
+#include "stages/lvm/data_parallel.hpp"
 
 namespace lvmflow {
 namespace F = torch::nn::functional;
@@ -232,7 +233,7 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 }  // namespace
 
 TrainResult train_model(const WindowData& data, const TrainSettings& s, const std::filesystem::path& resume_dir,
-                        StageContext& ctx) {
+                        StageContext& ctx, DataParallelGroup* ranks) {
   const std::string where = "stage '" + ctx.stage_name() + "' (lvm.train, " + s.arch + ")";
   if (s.epochs < 1 || s.batch_size < 1)
     throw Error(where, "epochs and batch_size must be at least 1", "set `epochs:` and `batch_size:`");
@@ -276,7 +277,7 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
       ctx.log(s.arch + ": resume state in " + resume_dir.string() + " is unreadable, starting over (" +
               e.what_without_backtrace() + ")");
       std::filesystem::remove(resume_dir / kStateFile);
-      return train_model(data, s, resume_dir, ctx);
+      return train_model(data, s, resume_dir, ctx, ranks);
     }
   }
 
@@ -288,16 +289,29 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
     const auto order = shuffled(train_rows, s.seed, epoch);
     double loss_sum = 0;
     for (std::size_t begin = 0; begin < order.size(); begin += std::size_t(s.batch_size)) {
-      if (ctx.cancelled()) throw Error(where, "cancelled during epoch " + std::to_string(epoch));
       const std::size_t end = std::min(order.size(), begin + std::size_t(s.batch_size));
-      torch::Tensor contexts, targets;
-      gather_windows(data, order, begin, end, &contexts, &targets);
-      auto pred = rng.run([&] { return model->forward(contexts); });
-      auto loss = lvm_loss(s.loss, pred, targets, s.temperature);
+      const auto [first, last] = ranks ? ranks->share(begin, end) : std::pair{begin, end};
+      const bool cancelled = ctx.cancelled();
+      if (cancelled && !ranks) throw Error(where, "cancelled during epoch " + std::to_string(epoch));
       optimizer.release_grads();
-      loss.backward();
+      if (last > first && !cancelled) {
+        torch::Tensor contexts, targets;
+        gather_windows(data, order, first, last, &contexts, &targets);
+        auto pred = rng.run([&] { return model->forward(contexts); });
+        auto loss = lvm_loss(s.loss, pred, targets, s.temperature);
+        // A rank's mean loss weighted by its share of the batch: the ranks' gradients then sum
+        // to the gradient of the whole batch's mean loss.
+        (ranks ? loss * (double(last - first) / double(end - begin)) : loss).backward();
+        loss_sum += loss.item<double>() * double(last - first);
+      }
+      if (ranks && ranks->sum_gradients(params, cancelled))
+        throw Error(where, "cancelled during epoch " + std::to_string(epoch));
       optimizer.step();   // clips the gradients to s.grad_clip first
-      loss_sum += loss.item<double>() * double(end - begin);
+    }
+    if (ranks) {
+      auto total = torch::tensor({loss_sum}, torch::kFloat64);
+      ranks->sum(total);
+      loss_sum = total.item<double>();
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     train_seconds += seconds;
@@ -309,7 +323,14 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
     rec.lr = state.lr;
     rec.seconds = seconds;
     if (!val_rows.empty()) {
-      Evaluation e = evaluate(*model, data, val_rows, s);
+      // Rank 0 validates and tells the others, so every rank steps the scheduler alike.
+      Evaluation e;
+      if (!ranks || ranks->rank() == 0) e = evaluate(*model, data, val_rows, s);
+      if (ranks) {
+        auto scores = torch::tensor({e.loss, e.cosine, e.mse}, torch::kFloat64);
+        ranks->broadcast(scores, 0);
+        e = {scores[0].item<double>(), scores[1].item<double>(), scores[2].item<double>()};
+      }
       rec.val_loss = e.loss, rec.val_cosine = e.cosine, rec.val_mse = e.mse;
     }
     ctx.metric("train_loss", rec.train_loss, epoch, s.arch);

@@ -12,6 +12,8 @@
 
 namespace lvmflow {
 
+class DataParallelGroup;
+
 struct TrainSettings {
   std::string arch = "amn";
   std::int64_t hidden = 0;   // 0: the architecture's default width
@@ -64,7 +66,9 @@ void gather_windows(const WindowData& data, const std::vector<std::size_t>& rows
 // Reports per-epoch metrics through ctx (label = arch), checks ctx.cancelled() between batches
 // (then throws lvmflow::Error). With a non-empty `resume_dir`, the state after every epoch is
 // kept there, and a run that finds state there continues after its last finished epoch.
+// With `ranks` (data-parallel, data_parallel.hpp) this process trains its share of every batch
+// and rank 0 validates; every rank must call this with the same data and settings.
 TrainResult train_model(const WindowData& data, const TrainSettings& settings, const std::filesystem::path& resume_dir,
-                        StageContext& ctx);
+                        StageContext& ctx, DataParallelGroup* ranks = nullptr);
 
 }  // namespace lvmflow

@@ -60,4 +60,11 @@ class PipelineFixture : public ::testing::Test {
 // Runs a shell command, returning its exit status and output.
 std::pair<int, std::string> shell(const std::string& command);
 
+// A file's bytes ("" when it cannot be read).
+std::string read_file_bytes(const std::filesystem::path& file);
+
+// The bundled sample's dataset rebuild: ingest -> chunk -> encode (built-in encoder) ->
+// windows, named `name`, storing in ./store; `more_stages` is appended to the stage list.
+std::string sample_rebuild_yaml(const std::string& name, const std::string& more_stages = "");
+
 }  // namespace lvmflow::testing

@@ -22,10 +22,14 @@
 #include "tools/lvmflow/json_writer.hpp"
 #include "tools/lvmflow/report.hpp"
 #include "tools/lvmflow/why.hpp"
+#include "tools/lvmflow/shard_commands.hpp"
 
 // Defined by stages/CMakeLists.txt when the encode family is built.
 #ifdef LVMFLOW_HAVE_ENCODE_COMMAND
 #include "stages/encode/encode_command.hpp"
+#endif
+#ifdef LVMFLOW_HAVE_TRAINING_RANKS
+#include "stages/lvm/training_ranks.hpp"
 #endif
 
 namespace lvmflow {
@@ -136,9 +140,8 @@ PlanOptions plan_options(const Args& a) {
 
 // ---------------------------------------------------------------- commands
 
-int cmd_run(const CommandSpec& cmd, const Args& a) {
-  PipelineSpec spec = load_pipeline(a, cmd);
-  Store store(spec.store);
+// Options shared by run and merge.
+RunOptions run_options(const Args& a) {
   RunOptions o;
   o.plan = plan_options(a);
   if (a.has("--max-in-flight")) {
@@ -152,6 +155,26 @@ int cmd_run(const CommandSpec& cmd, const Args& a) {
   o.interrupt_signal = &g_interrupt_signal;
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
+  return o;
+}
+
+int cmd_run(const CommandSpec& cmd, const Args& a) {
+#ifdef LVMFLOW_HAVE_TRAINING_RANKS
+  // Started several times by srun/mpirun: ranks > 0 only serve rank 0's lvm.train stages.
+  const auto launched = launched_rank();
+  if (launched && launched->rank > 0) return serve_training_rank(*launched, std::cerr);
+  // However rank 0 ends (even on a bad pipeline file), it lets the waiting ranks go.
+  struct ReleaseRanks {
+    const std::optional<RankInfo>& rank;
+    ~ReleaseRanks() {
+      if (rank) release_training_ranks(*rank);
+    }
+  } release_ranks{launched};
+#endif
+  PipelineSpec spec = load_pipeline(a, cmd);
+  RunOptions o = run_options(a);
+  if (a.has("--shard")) apply_shard_option(a.get("--shard"), spec, o);
+  Store store(spec.store);
   RunResult r = run_pipeline(spec, store, o);
   int ran = 0, cached = 0, skipped = 0;
   for (const auto& p : r.plan.stages) {
@@ -175,6 +198,26 @@ int cmd_run(const CommandSpec& cmd, const Args& a) {
     return 1;
   }
   return 0;
+}
+
+int cmd_merge(const CommandSpec& cmd, const Args& a) {
+  PipelineSpec spec = load_pipeline(a, cmd);
+  if (!a.has("--shards")) throw Error("lvmflow merge", "--shards N is required", "usage: " + cmd.usage);
+  return merge_command(spec, parse_shard_count(a.get("--shards"), "--shards"), run_options(a), a.has("--json"));
+}
+
+int cmd_submit(const CommandSpec& cmd, const Args& a) {
+  PipelineSpec spec = load_pipeline(a, cmd);
+  if (!a.has("--shards")) throw Error("lvmflow submit", "--shards N is required", "usage: " + cmd.usage);
+  SubmitRequest r;
+  r.pipeline_file = a.positional[0];
+  for (const auto& name : {"--set", "--force", "--store"})
+    for (const auto& v : a.all(name)) r.pipeline_args.push_back(std::string(name) + "=" + v);
+  r.shards = parse_shard_count(a.get("--shards"), "--shards");
+  r.slurm_args = a.get("--slurm-args");
+  r.rest_slurm_args = a.get("--rest-slurm-args");
+  r.dry_run = a.has("--dry-run");
+  return submit_command(spec, r);
 }
 
 int cmd_plan(const CommandSpec& cmd, const Args& a) {
@@ -688,9 +731,15 @@ int cmd_verify(const CommandSpec&, const Args& a) {
 const std::vector<CommandSpec>& commands() {
   static const std::set<std::string> pipeline_opts = {"--set", "--force", "--until", "--store"};
   static const std::vector<CommandSpec> list = {
-      {"run", "lvmflow run FILE [--set STAGE.PARAM=VALUE]... [--force STAGE]... [--until STAGE] [--store DIR] [--max-in-flight N] [--quiet] [--json]",
-       "Run a pipeline: stages whose output is stored are replayed, the rest run.",
-       {"--quiet", "--json"}, {"--set", "--force", "--until", "--store", "--max-in-flight"}},
+      {"run", "lvmflow run FILE [--set STAGE.PARAM=VALUE]... [--force STAGE]... [--until STAGE] [--store DIR] [--max-in-flight N] [--shard I/N] [--quiet] [--json]",
+       "Run a pipeline: stages whose output is stored are replayed, the rest run. --shard I/N: only the shardable prefix, on shard I's articles, into <store>/shards/I-of-N.",
+       {"--quiet", "--json"}, {"--set", "--force", "--until", "--store", "--max-in-flight", "--shard"}},
+      {"merge", "lvmflow merge FILE --shards N [--set STAGE.PARAM=VALUE]... [--store DIR] [--quiet] [--json]",
+       "Check that shards 0..N-1 finished and commit the shardable stages to the main store as an unsharded run would (docs/scale-out.md).",
+       {"--quiet", "--json"}, {"--shards", "--set", "--force", "--store", "--max-in-flight"}},
+      {"submit", "lvmflow submit FILE --shards N [--slurm-args \"...\"] [--rest-slurm-args \"...\"] [--dry-run] [--set STAGE.PARAM=VALUE]... [--store DIR]",
+       "Submit a sharded rebuild to Slurm: a job array of N shards, a merge job after it, the rest of the pipeline after that (data-parallel lvm.train with --rest-slurm-args \"--ntasks=K\"); prints the job ids.",
+       {"--dry-run"}, {"--shards", "--slurm-args", "--rest-slurm-args", "--set", "--force", "--store"}},
       {"plan", "lvmflow plan FILE [--set STAGE.PARAM=VALUE]... [--force STAGE]... [--until STAGE] [--store DIR] [--json]",
        "Show what `run` would do per stage (run / cached / replay / skipped) with cache keys; runs nothing.",
        {"--json"}, pipeline_opts},
@@ -754,6 +803,8 @@ int cli_main(int argc, char** argv) {
       Args a = parse_args(cmd, argc, argv, 2);
       if (name == "run") return cmd_run(cmd, a);
       if (name == "plan") return cmd_plan(cmd, a);
+      if (name == "merge") return cmd_merge(cmd, a);
+      if (name == "submit") return cmd_submit(cmd, a);
       if (name == "stages") return cmd_stages(cmd, a);
       if (name == "runs") return cmd_runs(cmd, a);
       if (name == "show") return cmd_show(cmd, a);

@@ -9,17 +9,7 @@
 namespace lvmflow {
 namespace {
 
-TrainSettings tiny(const std::string& arch, std::int64_t epochs) {
-  TrainSettings s;
-  s.arch = arch;
-  s.hidden = 16;
-  s.layers = 1;
-  s.epochs = epochs;
-  s.batch_size = 16;
-  s.lr = 3e-3;
-  s.seed = 11;
-  return s;
-}
+using testdata::tiny;
 
 bool same_weights(const LvmModel& a, const LvmModel& b) {
   auto sa = model_state(a), sb = model_state(b);
