@@ -80,11 +80,13 @@ TEST_F(StoreIntegrityTest, EveryFileIsChecksummedAtCommit) {
   Store store(s.store);
   const auto& key = r.plan.stages.back().key;
   auto files = store.artifact_files(key);
-  ASSERT_EQ(files.size(), 2u);   // batches.bin and summary.txt
-  EXPECT_EQ(files[1].path, "summary.txt");
-  EXPECT_EQ(files[1].size, static_cast<std::int64_t>(std::string(kTotal).size()));
-  EXPECT_EQ(files[1].xxh3, xxh3_file(store.artifact_path(key) / "summary.txt"));
-  EXPECT_EQ(files[1].xxh3.size(), 32u);
+  ASSERT_EQ(files.size(), 3u);   // batches.bin, key.json (the key's parts) and summary.txt
+  EXPECT_EQ(files[0].path, "batches.bin");
+  EXPECT_EQ(files[1].path, "key.json");
+  EXPECT_EQ(files[2].path, "summary.txt");
+  EXPECT_EQ(files[2].size, static_cast<std::int64_t>(std::string(kTotal).size()));
+  EXPECT_EQ(files[2].xxh3, xxh3_file(store.artifact_path(key) / "summary.txt"));
+  EXPECT_EQ(files[2].xxh3.size(), 32u);
   EXPECT_TRUE(store.verify_artifact(key, VerifyDepth::Full).ok());
 }
 
