@@ -100,7 +100,7 @@ class TrainStage : public BarrierStage {
     BaselineVerdict verdict;
     if (!val_rows.empty()) {
       baselines = score_all_baselines(data, val_rows);
-      const std::vector<float> pred = predict_rows(*result.model, data, val_rows);
+      const std::vector<float> pred = predict_rows(*make_fast_lvm(*result.model, LvmDType::Float32), data, val_rows);
       verdict = judge_against_baselines(result.best_val_cosine, per_window_cosines(pred.data(), data, val_rows),
                                         baselines);
     }

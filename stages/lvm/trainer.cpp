@@ -283,6 +283,7 @@ TrainResult train_model(const WindowData& data, const TrainSettings& s, const st
 
   double train_seconds = 0;
   std::size_t samples = 0;
+  const auto params = model->parameters();
   for (std::int64_t epoch = state.epoch + 1; epoch <= s.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     model->train();
