@@ -6,6 +6,7 @@
 
 #include "pipeline/error.hpp"
 #include "pipeline/hash.hpp"
+#include "pipeline/vector_file.hpp"
 
 namespace lvmflow {
 
@@ -90,7 +91,9 @@ class Decoder {
   std::size_t pos_ = 0;
 };
 
-constexpr std::uint64_t kBatchMagic = 0x314843544142564cULL;  // "LVBATCH1"
+constexpr std::uint64_t kBatchMagicV1 = 0x314843544142564cULL;  // "LVBATCH1": vectors always inline
+constexpr std::uint64_t kBatchMagic = 0x324843544142564cULL;    // "LVBATCH2": inline or in vectors.npy
+enum class VectorStorage : std::uint64_t { Inline = 0, File = 1 };
 
 }  // namespace
 
@@ -102,6 +105,7 @@ void Batch::append(const Batch& other) {
     return;
   }
   if (other.dim != dim) throw Error("batch", "appending batches with different vector widths");
+  vector_file_row = -1;
   ids.insert(ids.end(), other.ids.begin(), other.ids.end());
   append_columns(text, other.text, "text");
   append_columns(ints, other.ints, "integer");
@@ -117,6 +121,7 @@ Batch Batch::slice(std::size_t begin, std::size_t end) const {
   out.ints = slice_columns(ints, begin, end);
   out.reals = slice_columns(reals, begin, end);
   out.dim = dim;
+  out.vector_file_row = vector_file_row < 0 ? -1 : vector_file_row + static_cast<std::int64_t>(begin);
   if (dim) out.vectors.assign(vectors.begin() + begin * dim, vectors.begin() + end * dim);
   return out;
 }
@@ -140,7 +145,7 @@ const std::vector<double>& Batch::real_column(const std::string& name) const {
   return find_column(reals, name, "real");
 }
 
-void write_batch(std::ostream& out, const Batch& b) {
+void write_batch(std::ostream& out, const Batch& b, std::int64_t vectors_file_row) {
   Encoder e;
   e.u64(b.seq);
   e.u64(b.ids.size());
@@ -161,7 +166,13 @@ void write_batch(std::ostream& out, const Batch& b) {
     e.raw(col.data(), col.size() * sizeof(double));
   }
   e.u64(b.dim);
-  e.raw(b.vectors.data(), b.vectors.size() * sizeof(float));
+  if (vectors_file_row >= 0 && b.dim > 0) {
+    e.u64(static_cast<std::uint64_t>(VectorStorage::File));
+    e.u64(static_cast<std::uint64_t>(vectors_file_row));
+  } else {
+    e.u64(static_cast<std::uint64_t>(VectorStorage::Inline));
+    e.raw(b.vectors.data(), b.vectors.size() * sizeof(float));
+  }
 
   Encoder frame;
   frame.u64(kBatchMagic);
@@ -172,11 +183,11 @@ void write_batch(std::ostream& out, const Batch& b) {
   if (!out) throw Error("batch", "could not write batch record", "check free disk space");
 }
 
-bool read_batch(std::istream& in, Batch& b, const std::string& where) {
+bool read_batch(std::istream& in, Batch& b, const std::string& where, const VectorFile* vectors) {
   std::uint64_t head[3];
   in.read(reinterpret_cast<char*>(head), sizeof head);
   if (in.gcount() == 0 && in.eof()) return false;
-  if (in.gcount() != sizeof head || head[0] != kBatchMagic)
+  if (in.gcount() != sizeof head || (head[0] != kBatchMagic && head[0] != kBatchMagicV1))
     throw Error(where, "damaged batch record header", "delete the artifact and re-run the stage");
   std::string body(head[1], '\0');
   in.read(body.data(), static_cast<std::streamsize>(body.size()));
@@ -205,8 +216,45 @@ bool read_batch(std::istream& in, Batch& b, const std::string& where) {
     d.take(col.data(), rows * sizeof(double));
   }
   b.dim = d.u64();
+  const auto storage = head[0] == kBatchMagicV1 ? VectorStorage::Inline : static_cast<VectorStorage>(d.u64());
+  if (storage == VectorStorage::Inline) {
+    b.vectors.resize(rows * b.dim);
+    d.take(b.vectors.data(), b.vectors.size() * sizeof(float));
+    return true;
+  }
+  if (storage != VectorStorage::File) throw Error(where, "batch record names an unknown vector storage", "delete the artifact and re-run the stage");
+  b.vector_file_row = static_cast<std::int64_t>(d.u64());
+  if (!vectors) {
+    b.dim = 0;
+    return true;
+  }
+  if (vectors->dim() != b.dim)
+    throw Error(where, "records hold " + std::to_string(b.dim) + "-D vectors but " + vectors->path().string() +
+                           " holds " + std::to_string(vectors->dim()) + "-D rows",
+                "delete the artifact and re-run the stage");
   b.vectors.resize(rows * b.dim);
-  d.take(b.vectors.data(), b.vectors.size() * sizeof(float));
+  vectors->read_rows(static_cast<std::size_t>(b.vector_file_row), rows, b.vectors.data());
+  return true;
+}
+
+ArtifactReader::ArtifactReader(const std::filesystem::path& dir, bool with_vectors)
+    : dir_(dir), where_((dir / "batches.bin").string()), with_vectors_(with_vectors) {
+  in_.open(dir / "batches.bin", std::ios::binary);
+  if (!in_) throw Error(where_, "cannot open stored output", "re-run the stage that wrote it (lvmflow run --force <stage>)");
+}
+
+ArtifactReader::~ArtifactReader() = default;
+
+bool ArtifactReader::next(Batch& batch) {
+  if (!read_batch(in_, batch, where_, vectors_.get())) return false;
+  if (batch.vector_file_row >= 0 && batch.dim == 0 && with_vectors_ && !vectors_) {
+    // The first record that refers to vectors.npy: open it and read this record again.
+    vectors_ = std::make_unique<VectorFile>(dir_ / VectorFile::kFileName);
+    std::vector<float> rows(batch.rows() * vectors_->dim());
+    vectors_->read_rows(static_cast<std::size_t>(batch.vector_file_row), batch.rows(), rows.data());
+    batch.dim = vectors_->dim();
+    batch.vectors = std::move(rows);
+  }
   return true;
 }
 

@@ -13,6 +13,23 @@ const char* to_string(StageKind k) {
   return "?";
 }
 
+const std::string& StageContext::artifact_key() const {
+  static const std::string none;
+  return none;
+}
+
+std::filesystem::path StageContext::committed_artifact(const std::string&) const { return {}; }
+
+void StageInput::for_each_batch(const std::function<void(const Batch&)>& fn, bool with_vectors) const {
+  if (!streamed) {
+    for (const Batch& b : batches) fn(b);
+    return;
+  }
+  ArtifactReader reader(dir, with_vectors);
+  Batch b;
+  while (reader.next(b)) fn(b);
+}
+
 void StageRegistry::add(StageInfo info) {
   if (infos_.count(info.type)) throw Error("stage registry", "stage type '" + info.type + "' registered twice");
   if (!info.make) throw Error("stage registry", "stage type '" + info.type + "' has no factory");

@@ -223,12 +223,22 @@ void Store::migrate() {
                                       " is newer than this lvmflow (" +
                                       std::to_string(kStoreSchemaVersion) + ")",
                   "upgrade lvmflow or use another store");
+    if (version < 2) migrate_v1_to_v2();
   } else {
     Statement(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?)")
         .bind(1, std::to_string(kStoreSchemaVersion))
         .run();
   }
   tx.commit();
+}
+
+// Version 1 stores hold batches.bin records of format 1 (vectors inline), which read_batch
+// still reads as written, so their artifacts stay valid; stages whose output layout changed
+// (seq.window, lvm.*) bumped their implementation version, so their old artifacts are never
+// looked up. What changes is the version mark, so an older lvmflow refuses this store instead
+// of failing on records it cannot read. Runs inside migrate()'s transaction.
+void Store::migrate_v1_to_v2() {
+  Statement(db_, "UPDATE meta SET value='2' WHERE key='schema_version'").run();
 }
 
 fs::path Store::artifact_path(const std::string& key) const {

@@ -17,7 +17,9 @@ struct sqlite3;
 
 namespace lvmflow {
 
-inline constexpr int kStoreSchemaVersion = 1;
+// 2: batches.bin records may refer to the artifact's vectors.npy instead of holding vectors
+// (batch.hpp); a store of version 1 is migrated on open (see Store::migrate_v1_to_v2).
+inline constexpr int kStoreSchemaVersion = 2;
 
 struct Span {
   std::string stage;
@@ -118,6 +120,7 @@ class Store : public ItemCache {
  private:
   void exec(const char* sql);
   void migrate();
+  void migrate_v1_to_v2();
   std::filesystem::path root_;
   sqlite3* db_ = nullptr;
   std::recursive_mutex mutex_;

@@ -208,6 +208,7 @@ void register_encode_stages(StageRegistry& registry) {
   };
   info.min_inputs = 1;
   info.max_inputs = 1;
+  info.vectors_file = true;   // batches.bin refers to vectors.npy rows
   info.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p); };
   info.validate = validate;
   info.files_read = model_files;
