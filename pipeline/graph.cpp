@@ -381,6 +381,10 @@ void on_primary(StageRuntime& rt, const Msg& m) {
   rt.rebatch.append(m->batch);
   rt.rebatch_tokens.insert(rt.rebatch_tokens.end(), m->tokens.begin(), m->tokens.end());
   flush(false);
+  // The rows left over (fewer than batch_size) give their tokens back: holding them could
+  // take every token of the source while still short of a full batch, and the source could
+  // then never send the rows that complete it. The buffer itself is bounded by batch_size.
+  rt.rebatch_tokens.clear();
 }
 
 void build_map(StageRuntime& rt) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "pipeline/error.hpp"
@@ -12,6 +13,7 @@
 #include "stages/common/npy.hpp"
 #include "stages/encode/encoder_record.hpp"
 #include "stages/encode/text_encoder.hpp"
+#include "stages/encode/vector_refs.hpp"
 
 namespace lvmflow {
 
@@ -20,7 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kType = "encode.gtr_t5";
-constexpr const char* kCacheNamespace = "encode.gtr_t5/v1";
+// v2: values are row references into committed vectors.npy files (vector_refs.hpp).
+constexpr const char* kCacheNamespace = "encode.gtr_t5/v2";
 
 EncoderOptions options_from(const Params& p) {
   EncoderOptions o;
@@ -82,6 +85,7 @@ class EncodeStage : public MapStage {
       ctx.log("encoder: " + encoder_->name() + ", pooling " + to_string(encoder_->pooling()) +
               ", max_length " + std::to_string(encoder_->max_length()) + ", dim " +
               std::to_string(encoder_->dim()) + ", fingerprint " + encoder_->fingerprint().substr(0, 16));
+    refs_ = std::make_unique<VectorRefReader>(ctx);
     ctx.metric_text("encoder", encoder_->name());
     ctx.metric_text("encoder_fingerprint", encoder_->fingerprint());
     ctx.metric_text("pooling", encoder_->is_builtin() ? "builtin-hash" : to_string(encoder_->pooling()));
@@ -104,12 +108,8 @@ class EncodeStage : public MapStage {
     auto cached = ctx.item_cache().get_many(kCacheNamespace, keys);
 
     std::vector<std::size_t> missing;
-    for (std::size_t i = 0; i < in.rows(); ++i) {
-      if (cached[i] && cached[i]->size() == dim * sizeof(float))
-        std::memcpy(out.vectors.data() + i * dim, cached[i]->data(), dim * sizeof(float));
-      else
-        missing.push_back(i);
-    }
+    for (std::size_t i = 0; i < in.rows(); ++i)
+      if (!cached[i] || !refs_->read(*cached[i], dim, out.vectors.data() + i * dim)) missing.push_back(i);
     if (!missing.empty()) {
       std::vector<std::string> todo;
       todo.reserve(missing.size());
@@ -118,22 +118,36 @@ class EncodeStage : public MapStage {
       const auto t0 = std::chrono::steady_clock::now();
       encoder_->encode(todo, fresh.data());
       encode_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-      std::vector<std::pair<std::string, std::string>> entries;
-      entries.reserve(missing.size());
+      std::vector<std::pair<std::size_t, std::string>> fresh_rows;   // (row in batch, item key)
       for (std::size_t j = 0; j < missing.size(); ++j) {
-        const float* v = fresh.data() + j * dim;
-        std::memcpy(out.vectors.data() + missing[j] * dim, v, dim * sizeof(float));
-        entries.emplace_back(keys[missing[j]], std::string(reinterpret_cast<const char*>(v), dim * sizeof(float)));
+        std::memcpy(out.vectors.data() + missing[j] * dim, fresh.data() + j * dim, dim * sizeof(float));
+        fresh_rows.emplace_back(missing[j], keys[missing[j]]);
       }
-      ctx.item_cache().put_many(kCacheNamespace, entries);
+      // Cached once their rows have a place in vectors.npy (consume_ordered).
+      std::lock_guard lock(fresh_mutex_);
+      fresh_[in.seq] = std::move(fresh_rows);
     }
     hits_ += in.rows() - missing.size();
     misses_ += missing.size();
     return out;
   }
 
-  void consume_ordered(StageContext&, const Batch& out) override {
+  void consume_ordered(StageContext& ctx, const Batch& out) override {
     vectors_->append(out.vectors.data(), out.rows());
+    std::vector<std::pair<std::size_t, std::string>> fresh_rows;
+    {
+      std::lock_guard lock(fresh_mutex_);
+      if (auto it = fresh_.find(out.seq); it != fresh_.end()) {
+        fresh_rows = std::move(it->second);
+        fresh_.erase(it);
+      }
+    }
+    if (!fresh_rows.empty() && !ctx.artifact_key().empty()) {
+      std::vector<std::pair<std::string, std::string>> entries;
+      entries.reserve(fresh_rows.size());
+      for (auto& [row, key] : fresh_rows) entries.emplace_back(std::move(key), vector_ref(ctx.artifact_key(), rows_ + row));
+      ctx.item_cache().put_many(kCacheNamespace, entries);
+    }
     for (const auto& id : out.ids) ids_ << id << '\n';
     rows_ += out.rows();
   }
@@ -173,6 +187,9 @@ class EncodeStage : public MapStage {
   std::string text_column_;
   std::unique_ptr<TextEncoder> encoder_;
   std::unique_ptr<NpyWriter> vectors_;
+  std::unique_ptr<VectorRefReader> refs_;
+  std::mutex fresh_mutex_;
+  std::map<std::uint64_t, std::vector<std::pair<std::size_t, std::string>>> fresh_;   // by batch seq
   std::ofstream ids_;
   std::size_t rows_ = 0;
   std::atomic<std::size_t> hits_{0}, misses_{0};

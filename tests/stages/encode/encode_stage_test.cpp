@@ -94,12 +94,16 @@ TEST(EncodeStage, ItemCacheReencodesOnlyChangedChunks) {
   EXPECT_EQ(ctx.metric_value("cache_misses", label), 100);
   EXPECT_EQ(ctx.cache_.size(), 100u);
 
-  // A rebuild where 5% of the chunks changed encodes exactly those 5.
+  // A rebuild (another run, same store) where 5% of the chunks changed encodes exactly those 5;
+  // the cache refers to the first run's vectors.npy rows rather than holding copies.
   auto changed = texts;
   for (std::size_t i : {3u, 21u, 50u, 77u, 99u}) changed[i] += " (edited)";
-  auto second = run_map(ctx, {chunk_batch({changed.begin(), changed.begin() + 50}), chunk_batch({changed.begin() + 50, changed.end()}, 50)});
-  EXPECT_EQ(ctx.metric_value("cache_hits", label), 95);
-  EXPECT_EQ(ctx.metric_value("cache_misses", label), 5);
+  TestContext rebuild("encode.gtr_t5", {{"model", (tiny_models() / "relu_st").string()}});
+  rebuild.shared_cache = &ctx.cache_;
+  auto second = run_map(rebuild, {chunk_batch({changed.begin(), changed.begin() + 50}), chunk_batch({changed.begin() + 50, changed.end()}, 50)});
+  EXPECT_EQ(rebuild.metric_value("cache_hits", label), 95);
+  EXPECT_EQ(rebuild.metric_value("cache_misses", label), 5);
+  EXPECT_EQ(ctx.cache_.size(), 105u);
 
   // Cached rows are the very vectors encoded before; edited rows match a fresh encoding.
   EncoderOptions o;
