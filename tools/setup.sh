@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
+  libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev zlib1g-dev libgtest-dev
   libsentencepiece-dev libbz2-dev
   # Debian's libtorch calls whatever libblas.so.3 points to; the reference BLAS is ~30x slower.
   libopenblas0-pthread
