@@ -138,6 +138,13 @@ std::shared_ptr<const VectorRows> VectorRows::in_memory(std::vector<float> value
   return rows;
 }
 
+void VectorRows::note_reads(std::size_t rows) const {
+  if (!mapping_) return;
+  if (rows_read_.fetch_add(rows) + rows < kForgetAfterRows) return;
+  rows_read_ = 0;
+  ::madvise(mapping_, mapping_bytes_, MADV_DONTNEED);
+}
+
 VectorRows::~VectorRows() {
   if (mapping_) ::munmap(mapping_, mapping_bytes_);
 }

@@ -4,6 +4,7 @@
 // epoch gathers every row in random order, and mapped pages would all count toward the
 // process's resident memory, while the kernel's page cache holds them just as well outside it.
 // Thread-safe (pread has no shared file offset).
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -52,6 +53,13 @@ class VectorRows {
   std::size_t rows() const { return rows_; }
   std::size_t dim() const { return dim_; }
   const float* row(std::size_t i) const { return data_ + i * dim_; }
+  // Readers report how many rows they just read. Every kForgetAfterRows rows the mapping's
+  // page-table entries are dropped (MADV_DONTNEED): the rows stay in the kernel's page cache
+  // and fault back in on the next read, but stop counting toward the process's resident
+  // memory, which a training epoch sweeping the whole file would otherwise grow to the file's
+  // size. Safe while other threads read the same mapping. No-op for rows in memory.
+  static constexpr std::size_t kForgetAfterRows = 1 << 16;
+  void note_reads(std::size_t rows) const;
 
  private:
   VectorRows() = default;
@@ -60,6 +68,7 @@ class VectorRows {
   std::size_t mapping_bytes_ = 0;
   const float* data_ = nullptr;
   std::size_t rows_ = 0, dim_ = 0;
+  mutable std::atomic<std::size_t> rows_read_{0};
 };
 
 // Makes `to` the same file as `from` without copying bytes (a hard link: the store then holds
