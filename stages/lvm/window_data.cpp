@@ -1,5 +1,6 @@
 #include "stages/lvm/window_data.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 #include "pipeline/error.hpp"
@@ -66,10 +67,13 @@ std::string windows_fingerprint(const WindowData& data) {
   h.field(std::to_string(data.context)).field(std::to_string(data.dim)).field(std::to_string(data.rows()));
   for (std::size_t r = 0; r < data.rows(); ++r)
     h.field(data.ids[r]).field(data.splits[r] ? "v" : "t").field(std::to_string(data.target_rows[r]));
-  if (data.vectors && data.vectors->rows() > 0) {
-    std::uint64_t vectors = fnv1a64(std::string_view(reinterpret_cast<const char*>(data.vectors->row(0)),
-                                                     data.vectors->rows() * data.vectors->dim() * sizeof(float)));
-    h.field(std::to_string(vectors));
+  // The vector bytes, a block at a time, so the pass does not leave the whole file resident.
+  const std::size_t total = data.vectors ? data.vectors->rows() : 0;
+  for (std::size_t first = 0; first < total; first += VectorRows::kForgetAfterRows) {
+    const std::size_t rows = std::min(VectorRows::kForgetAfterRows, total - first);
+    h.field(std::to_string(fnv1a64(std::string_view(reinterpret_cast<const char*>(data.vectors->row(first)),
+                                                     rows * data.vectors->dim() * sizeof(float)))));
+    data.vectors->note_reads(rows);
   }
   return h.hex();
 }

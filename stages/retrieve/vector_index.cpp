@@ -4,6 +4,7 @@
 #include <faiss/IVFlib.h>
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
@@ -158,6 +159,10 @@ VectorIndex VectorIndex::create(std::size_t count, std::size_t dim, const IndexO
     hnsw->hnsw.efConstruction = static_cast<int>(options.ef_construction);
     hnsw->hnsw.efSearch = static_cast<int>(options.ef_search);
   }
+  // Flat storage is one std::vector grown by each add: reserved up front, adding batches never
+  // reallocates (a reallocation holds old and new blocks at once, up to 3x the vectors).
+  if (auto* flat = dynamic_cast<faiss::IndexFlatCodes*>(out.index_.get()))
+    flat->codes.reserve(count * flat->code_size);
   return out;
 }
 

@@ -84,6 +84,30 @@ TEST(EncodeStage, BuiltinEncoderPassesRowsThroughAndWritesArtifacts) {
   EXPECT_EQ(ctx.metric_value("cache_misses", ctx.text_metrics.at("encoder")), 10);
 }
 
+// The item cache holds (artifact key, row) references, not vectors: a hit reads the row back
+// from the committed vectors.npy; a reference whose file is gone is a miss, never a guess.
+TEST(EncodeStage, ItemCacheRefersToCommittedRows) {
+  TestContext first("encode.gtr_t5");
+  auto texts = corpus(20);
+  auto a = run_map(first, {chunk_batch(texts)});
+  ASSERT_EQ(first.cache_.size(), 20u);
+
+  TestContext again("encode.gtr_t5");
+  again.shared_cache = &first.cache_;
+  auto b = run_map(again, {chunk_batch(texts)});
+  const std::string label = again.text_metrics.at("encoder");
+  EXPECT_EQ(again.metric_value("cache_hits", label), 20);
+  EXPECT_EQ(b[0].vectors, a[0].vectors);
+
+  fs::remove(first.artifact_dir() / "vectors.npy");
+  TestContext gone("encode.gtr_t5");
+  gone.shared_cache = &first.cache_;
+  auto c = run_map(gone, {chunk_batch(texts)});
+  EXPECT_EQ(gone.metric_value("cache_hits", label), 0);
+  EXPECT_EQ(gone.metric_value("cache_misses", label), 20);
+  EXPECT_EQ(c[0].vectors, a[0].vectors);
+}
+
 TEST(EncodeStage, ItemCacheReencodesOnlyChangedChunks) {
   LVMFLOW_REQUIRE_TINY_MODELS();
   TestContext ctx("encode.gtr_t5", {{"model", (tiny_models() / "relu_st").string()}});
