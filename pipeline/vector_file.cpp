@@ -122,6 +122,8 @@ std::shared_ptr<const VectorRows> VectorRows::map(const fs::path& npy) {
   if (rows->rows_ > 0) {
     void* p = ::mmap(nullptr, rows->mapping_bytes_, PROT_READ, MAP_SHARED, file.fd_, 0);
     if (p == MAP_FAILED) throw Error(npy.string(), std::string("cannot map vectors: ") + std::strerror(errno));
+    // Windows are gathered in shuffled order: no readahead, no mapping of neighbours.
+    ::madvise(p, rows->mapping_bytes_, MADV_RANDOM);
     rows->mapping_ = p;
     rows->data_ = reinterpret_cast<const float*>(static_cast<const char*>(p) + file.data_offset_);
   }
