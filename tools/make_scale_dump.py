@@ -5,7 +5,8 @@ Copy k of every page gets its own title ("<title> (replica k)"), page and revisi
 marker word ("Replica<k in letters>") at the start of every sentence of its prose lines, so no
 two chunks of the output are identical (the item cache and the windows see distinct text) while
 every copy keeps the sample's structure: same sections, same chunk counts, same filters hit.
-The bundled sample has 2,766 chunks after chunk.text, so --copies 275 gives about 760k.
+The bundled sample has 2,766 chunks after chunk.text; a copy has ~2,870 (the markers lengthen
+its sentences), so --copies 275 (what --chunks 760000 asks for) gives 789k.
 
     python3 tools/make_scale_dump.py --copies 18 --output /tmp/scale-48k.xml
     python3 tools/make_scale_dump.py --chunks 190000 --output /tmp/scale-190k.xml
