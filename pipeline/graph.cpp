@@ -139,6 +139,11 @@ struct StageRuntime : StageContext, BatchSink {
   }
   std::size_t input_count() const override { return planned.inputs.size(); }
   const std::string& input_name(std::size_t i) const override { return spec.inputs.at(i); }
+  const std::string& artifact_key() const override { return planned.key; }
+  fs::path committed_artifact(const std::string& key) const override {
+    auto entry = g.store.find_cache(key);
+    return entry ? fs::path(entry->artifact) : fs::path();
+  }
   void metric(const std::string& name, double value, std::int64_t step, const std::string& label) override {
     g.store.add_metric(g.run_id, {spec.name, name, label, "", step, value});
   }
@@ -175,7 +180,8 @@ struct StageRuntime : StageContext, BatchSink {
   void record(const Batch& b) {
     if (running()) {
       if (auto* map = dynamic_cast<MapStage*>(stage.get())) map->consume_ordered(*this, b);
-      write_batch(batches_file, b);
+      // A stage that keeps its vectors in vectors.npy has them there in stream order.
+      write_batch(batches_file, b, spec.info->vectors_file ? items_out.load() : -1);
     }
     items_out += static_cast<std::int64_t>(b.rows());
     ++batches;
@@ -245,7 +251,7 @@ struct StageRuntime : StageContext, BatchSink {
   std::unique_ptr<Stage> stage;
   fs::path staging;
   std::ofstream batches_file;
-  std::ifstream replay_file;
+  std::unique_ptr<ArtifactReader> replay;
   std::int64_t stage_run_id = 0;
 
   std::mutex mutex;
@@ -283,7 +289,6 @@ struct StageRuntime : StageContext, BatchSink {
   std::uint64_t next_seq = 0;
 
   // Barrier.
-  std::vector<std::vector<Batch>> collected;
   std::size_t inputs_pending = 0;
   std::vector<Batch> barrier_out;
   std::unique_ptr<flow::function_node<flow::continue_msg>> runner;
@@ -303,7 +308,7 @@ Msg next_source_packet(StageRuntime& rt) {
     got = static_cast<SourceStage&>(*rt.stage).next(rt, p->batch, hint);
     if (got) p->batch.check_consistent("stage '" + rt.spec.name + "' output");
   } else {
-    got = read_batch(rt.replay_file, p->batch, (fs::path(rt.g.store.artifact_path(rt.planned.key)) / "batches.bin").string());
+    got = rt.replay->next(p->batch);
   }
   if (!got) return nullptr;
   p->batch.seq = rt.produced++;
@@ -396,6 +401,10 @@ void on_primary(StageRuntime& rt, const Msg& m) {
   rt.rebatch.append(m->batch);
   rt.rebatch_tokens.insert(rt.rebatch_tokens.end(), m->tokens.begin(), m->tokens.end());
   flush(false);
+  // The rows left over (fewer than batch_size) give their tokens back: holding them could
+  // take every token of the source while still short of a full batch, and the source could
+  // then never send the rows that complete it. The buffer itself is bounded by batch_size.
+  rt.rebatch_tokens.clear();
 }
 
 void build_map(StageRuntime& rt) {
@@ -447,12 +456,11 @@ void build_map(StageRuntime& rt) {
 
 void run_barrier(StageRuntime& rt) {
   if (rt.g.cancel_flag) return;
+  // Every input committed its artifact before its end reached us: the stage streams them.
   std::vector<StageInput> inputs;
-  std::int64_t items = 0;
-  for (std::size_t i = 0; i < rt.collected.size(); ++i) {
-    inputs.push_back({rt.spec.inputs[i], rt.input_dir(i), std::move(rt.collected[i])});
-    for (const auto& b : inputs.back().batches) items += static_cast<std::int64_t>(b.rows());
-  }
+  for (std::size_t i = 0; i < rt.planned.inputs.size(); ++i)
+    inputs.push_back({rt.spec.inputs[i], rt.input_dir(i), {}, true});
+  const std::int64_t items = rt.items_in;
   std::int64_t start = rt.g.now_ns();
   try {
     rt.g.store.mark_stage_running(rt.stage_run_id);
@@ -477,17 +485,16 @@ void run_barrier(StageRuntime& rt) {
 
 void build_barrier(StageRuntime& rt) {
   auto& g = rt.g;
-  rt.collected.resize(rt.planned.inputs.size());
   rt.inputs_pending = rt.planned.inputs.size();
   rt.runner = std::make_unique<flow::function_node<flow::continue_msg>>(
       g.graph, flow::serial, [&rt](const flow::continue_msg&) { run_barrier(rt); });
   for (std::size_t slot = 0; slot < rt.planned.inputs.size(); ++slot) {
     rt.inboxes.push_back(std::make_unique<flow::function_node<Msg>>(
-        g.graph, flow::serial, [&rt, slot](const Msg& m) {
+        g.graph, flow::serial, [&rt](const Msg& m) {
           if (rt.g.cancel_flag) return;
           if (!m->end) {
+            // Counted and dropped (its token goes back): the stage reads the committed input.
             rt.items_in += static_cast<std::int64_t>(m->batch.rows());
-            rt.collected[slot].push_back(m->batch);   // the packet (and its token) is released
             return;
           }
           std::lock_guard lock(rt.mutex);
@@ -539,9 +546,15 @@ std::string RunGraph::run() {
       auto rt = std::make_unique<StageRuntime>(g, i);
       rt->stage_run_id = g.store.begin_stage_run(g.run_id, p.spec->name, p.spec->type, p.key, to_string(p.action));
       if (p.action == Action::Replay) {
-        fs::path file = g.store.artifact_path(p.key) / "batches.bin";
-        rt->replay_file.open(file, std::ios::binary);
-        if (!rt->replay_file) throw Error(file.string(), "cannot open stored output", "run with --force " + p.spec->name);
+        // Consumers that are all barriers read the artifact themselves: the replay then only
+        // paces them and need not read the vectors.
+        bool only_barriers = true;
+        for (std::size_t c : p.consumers)
+          only_barriers = only_barriers && stages[c].spec->info->kind == StageKind::Barrier;
+        fs::path dir = g.store.artifact_path(p.key);
+        if (!fs::exists(dir / "batches.bin"))
+          throw Error((dir / "batches.bin").string(), "cannot open stored output", "run with --force " + p.spec->name);
+        rt->replay = std::make_unique<ArtifactReader>(dir, !only_barriers);
         build_source(*rt);
       } else {
         rt->stage = p.spec->info->make(p.spec->params);

@@ -2,7 +2,8 @@
 // A plan turned into one tbb::flow::graph (see docs/architecture.md for the node layout):
 //   source / replay : input_node -> limiter_node (batches in flight) -> ordered output
 //   map             : inbox per input -> function_node(concurrency) -> sequencer -> output
-//   barrier         : inbox per input (collect) -> runner (once all inputs ended) -> output
+//   barrier         : inbox per input (count, drop) -> runner (once all inputs ended; it streams
+//                     the committed inputs from the store) -> output
 // Every batch carries a token of the source it descends from; the token goes back to that
 // source's limiter when the last copy of the batch is gone, which bounds memory end to end.
 #include <atomic>

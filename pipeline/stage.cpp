@@ -17,6 +17,23 @@ std::filesystem::path StageContext::resume_dir(const std::string&) {
   throw Error("stage '" + stage_name() + "'", "this context keeps no resume state", "set the stage's `resume: false`");
 }
 
+const std::string& StageContext::artifact_key() const {
+  static const std::string none;
+  return none;
+}
+
+std::filesystem::path StageContext::committed_artifact(const std::string&) const { return {}; }
+
+void StageInput::for_each_batch(const std::function<void(const Batch&)>& fn, bool with_vectors) const {
+  if (!streamed) {
+    for (const Batch& b : batches) fn(b);
+    return;
+  }
+  ArtifactReader reader(dir, with_vectors);
+  Batch b;
+  while (reader.next(b)) fn(b);
+}
+
 void StageRegistry::add(StageInfo info) {
   if (family_.empty())
     throw Error("stage registry", "stage type '" + info.type + "' is registered outside a stage family",

@@ -53,6 +53,12 @@ class StageContext {
   // barrier stages and for the side inputs (all but the first) of map stages.
   virtual std::filesystem::path input_dir(std::size_t i) const = 0;
   virtual std::size_t input_count() const = 0;
+  // This stage's cache key, and the committed artifact folder of any key (empty when the store
+  // holds no committed artifact under it). They let a stage refer to rows of another run's
+  // output (e.g. an item cache of row references) instead of copying them.
+  // (Defaults: no key, nothing committed - contexts outside a store.)
+  virtual const std::string& artifact_key() const;
+  virtual std::filesystem::path committed_artifact(const std::string& key) const;
   virtual const std::string& input_name(std::size_t i) const = 0;
   // Metrics land in the store's metrics table. `step` orders series (e.g. epochs); `label`
   // groups them (e.g. a model name).
@@ -98,10 +104,19 @@ class MapStage : public Stage {
   virtual void finish(StageContext&) {}
 };
 
+// One input of a barrier stage. The engine hands over committed inputs: their batches are
+// streamed from the artifact folder one at a time, so a barrier that needs one pass holds one
+// batch, not the whole input. Stage tests may give the batches in memory instead.
 struct StageInput {
   std::string name;
-  std::filesystem::path dir;
-  std::vector<Batch> batches;   // in stream order
+  std::filesystem::path dir;    // the input's committed artifact folder
+  std::vector<Batch> batches;   // in-memory input (tests); used when `streamed` is false
+  bool streamed = false;        // true: read dir/batches.bin (the engine sets this)
+
+  // Calls `fn` with every batch in stream order; may be called more than once. With
+  // `with_vectors` false, vectors the input keeps in its vectors.npy are not read (such
+  // batches come with dim 0 and Batch::vector_file_row set); inline vectors always come.
+  void for_each_batch(const std::function<void(const Batch&)>& fn, bool with_vectors = true) const;
 };
 
 class BarrierStage : public Stage {
@@ -122,6 +137,9 @@ struct StageInfo {
   std::function<std::vector<std::filesystem::path>(const Params&)> files_read;
   // Stage-specific checks on params beyond their types; throw lvmflow::Error.
   std::function<void(const Params&)> validate;
+  // The stage writes every output vector, in stream order, into vectors.npy of its artifact
+  // (row i = output row i). The engine then stores batches.bin without the vector payload.
+  bool vectors_file = false;
 };
 
 class StageRegistry {

@@ -158,9 +158,9 @@ CREATE TABLE IF NOT EXISTS chunks (
   key TEXT NOT NULL, position INTEGER NOT NULL, chunk_id TEXT NOT NULL,
   article_id INTEGER NOT NULL, title TEXT NOT NULL, section TEXT NOT NULL,
   chunk_index INTEGER NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
-  PRIMARY KEY (key, position));
+  PRIMARY KEY (key, position)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS item_cache (
-  ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key));
+  ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_fingerprints (
   path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS artifact_files (
@@ -189,12 +189,21 @@ void migrate_to_v2_artifact_checksums(sqlite3* db, const fs::path& root) {
     if (fs::is_directory(root / relative_artifact(key))) insert_artifact_files(db, key, checksum_files(root / relative_artifact(key)));
 }
 
+// v3: batches.bin records (format 2) may refer to rows of the artifact's vectors.npy instead of
+// holding vectors, and the embedding item cache holds row references (a new namespace, so old
+// entries are simply never looked up). Format-1 records are still read as written and stages
+// whose output layout changed (seq.window, lvm.*) bumped their implementation version, so
+// nothing stored is misread; the version mark is what changes, so an older lvmflow refuses
+// this store instead of failing on records it cannot read.
+void migrate_to_v3_vector_references(sqlite3*, const fs::path&) {}
+
 struct Migration {
   int to;
   void (*apply)(sqlite3* db, const fs::path& root);
 };
 constexpr Migration kMigrations[] = {
     {2, migrate_to_v2_artifact_checksums},
+    {3, migrate_to_v3_vector_references},
 };
 
 // A file name as a SQLite URI path (RFC 3986 percent-encoding of what URIs reserve).

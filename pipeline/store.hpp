@@ -22,7 +22,10 @@ struct sqlite3;
 
 namespace lvmflow {
 
-inline constexpr int kStoreSchemaVersion = 2;
+// 2: per-file artifact checksums, artifact paths relative to the store; 3: batches.bin records
+// may refer to the artifact's vectors.npy instead of holding vectors (batch.hpp). Older stores
+// are migrated on open (store.cpp, kMigrations); a newer one is refused.
+inline constexpr int kStoreSchemaVersion = 3;
 
 // Read-only: for commands that only look (runs, show, plan, profile, verify, ...). Works on a
 // store the user cannot write to; nothing is created, migrated or cached.

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev libgtest-dev
+  libtorch-dev libfaiss-dev libtbb-dev libyaml-cpp-dev libsqlite3-dev zlib1g-dev libgtest-dev
   libsentencepiece-dev libbz2-dev nlohmann-json3-dev
   # Gloo headers for libtorch's c10d ProcessGroupGloo (data-parallel lvm.train).
   libgloo-dev

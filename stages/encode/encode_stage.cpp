@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "pipeline/error.hpp"
@@ -13,6 +14,7 @@
 #include "stages/common/npy.hpp"
 #include "stages/encode/encoder_record.hpp"
 #include "stages/encode/text_encoder.hpp"
+#include "stages/encode/vector_refs.hpp"
 
 namespace lvmflow {
 
@@ -74,6 +76,7 @@ class EncodeStage : public MapStage {
       ctx.log("encoder: " + encoder_->name() + ", pooling " + to_string(encoder_->pooling()) +
               ", max_length " + std::to_string(encoder_->max_length()) + ", dim " +
               std::to_string(encoder_->dim()) + ", fingerprint " + encoder_->fingerprint().substr(0, 16));
+    refs_ = std::make_unique<VectorRefReader>(ctx);
     ctx.metric_text("encoder", encoder_->name());
     ctx.metric_text("encoder_fingerprint", encoder_->fingerprint());
     ctx.metric_text("pooling", encoder_->is_builtin() ? "builtin-hash" : to_string(encoder_->pooling()));
@@ -96,12 +99,8 @@ class EncodeStage : public MapStage {
     auto cached = ctx.item_cache().get_many(cache_namespace_, keys);
 
     std::vector<std::size_t> missing;
-    for (std::size_t i = 0; i < in.rows(); ++i) {
-      if (cached[i] && cached[i]->size() == dim * sizeof(float))
-        std::memcpy(out.vectors.data() + i * dim, cached[i]->data(), dim * sizeof(float));
-      else
-        missing.push_back(i);
-    }
+    for (std::size_t i = 0; i < in.rows(); ++i)
+      if (!cached[i] || !refs_->read(*cached[i], dim, out.vectors.data() + i * dim)) missing.push_back(i);
     if (!missing.empty()) {
       std::vector<std::string> todo;
       todo.reserve(missing.size());
@@ -110,22 +109,36 @@ class EncodeStage : public MapStage {
       const auto t0 = std::chrono::steady_clock::now();
       encoder_->encode(todo, fresh.data());
       encode_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-      std::vector<std::pair<std::string, std::string>> entries;
-      entries.reserve(missing.size());
+      std::vector<std::pair<std::size_t, std::string>> fresh_rows;   // (row in batch, item key)
       for (std::size_t j = 0; j < missing.size(); ++j) {
-        const float* v = fresh.data() + j * dim;
-        std::memcpy(out.vectors.data() + missing[j] * dim, v, dim * sizeof(float));
-        entries.emplace_back(keys[missing[j]], std::string(reinterpret_cast<const char*>(v), dim * sizeof(float)));
+        std::memcpy(out.vectors.data() + missing[j] * dim, fresh.data() + j * dim, dim * sizeof(float));
+        fresh_rows.emplace_back(missing[j], keys[missing[j]]);
       }
-      ctx.item_cache().put_many(cache_namespace_, entries);
+      // Cached once their rows have a place in vectors.npy (consume_ordered).
+      std::lock_guard lock(fresh_mutex_);
+      fresh_[in.seq] = std::move(fresh_rows);
     }
     hits_ += in.rows() - missing.size();
     misses_ += missing.size();
     return out;
   }
 
-  void consume_ordered(StageContext&, const Batch& out) override {
+  void consume_ordered(StageContext& ctx, const Batch& out) override {
     vectors_->append(out.vectors.data(), out.rows());
+    std::vector<std::pair<std::size_t, std::string>> fresh_rows;
+    {
+      std::lock_guard lock(fresh_mutex_);
+      if (auto it = fresh_.find(out.seq); it != fresh_.end()) {
+        fresh_rows = std::move(it->second);
+        fresh_.erase(it);
+      }
+    }
+    if (!fresh_rows.empty() && !ctx.artifact_key().empty()) {
+      std::vector<std::pair<std::string, std::string>> entries;
+      entries.reserve(fresh_rows.size());
+      for (auto& [row, key] : fresh_rows) entries.emplace_back(std::move(key), vector_ref(ctx.artifact_key(), rows_ + row));
+      ctx.item_cache().put_many(cache_namespace_, entries);
+    }
     for (const auto& id : out.ids) ids_ << id << '\n';
     rows_ += out.rows();
   }
@@ -165,6 +178,9 @@ class EncodeStage : public MapStage {
   std::string text_column_, cache_namespace_;
   std::unique_ptr<TextEncoder> encoder_;
   std::unique_ptr<NpyWriter> vectors_;
+  std::unique_ptr<VectorRefReader> refs_;
+  std::mutex fresh_mutex_;
+  std::map<std::uint64_t, std::vector<std::pair<std::size_t, std::string>>> fresh_;   // by batch seq
   std::ofstream ids_;
   std::size_t rows_ = 0;
   std::atomic<std::size_t> hits_{0}, misses_{0};
@@ -182,6 +198,7 @@ StageInfo encode_info(const char* type, std::string summary) {
   info.summary = std::move(summary);
   info.min_inputs = 1;
   info.max_inputs = 1;
+  info.vectors_file = true;   // batches.bin refers to vectors.npy rows
   return info;
 }
 
@@ -211,8 +228,9 @@ void register_encode_stages(StageRegistry& registry) {
        "padded tokens per forward pass (texts are bucketed by length inside a batch)", false, false},
       threads_doc(),
   };
-  // The item-cache namespace stays the one encode.gtr_t5 always had, so stored vectors survive.
-  gtr.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.gtr_t5/v1"); };
+  // Item-cache values are row references into committed vectors.npy files (vector_refs.hpp);
+  // "/v2" since they are no longer vector copies.
+  gtr.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.gtr_t5/v2"); };
   gtr.validate = validate_gtr_t5;
   // The folder's files are fingerprinted into the key: replacing weights in place re-runs it.
   gtr.files_read = [](const Params& p) { return gtr_t5_model_files(p.get_path("model")); };
@@ -228,7 +246,7 @@ void register_encode_stages(StageRegistry& registry) {
       text_column_doc(),
       threads_doc(),
   };
-  hashed.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.hashed/v1"); };
+  hashed.make = [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<EncodeStage>(p, "encode.hashed/v2"); };
   hashed.validate = validate_common;
   registry.add(std::move(hashed));
 }

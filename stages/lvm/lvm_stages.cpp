@@ -83,7 +83,7 @@ class TrainStage : public BarrierStage {
   void run(StageContext& ctx, std::vector<StageInput>& inputs, BatchSink& out) override {
     const std::string where = "stage '" + ctx.stage_name() + "' (lvm.train)";
     if (inputs.empty()) throw Error(where, "no input", "give lvm.train a seq.window stage as input");
-    WindowData data = collect_windows(inputs[0].batches, where);
+    WindowData data = collect_windows(inputs[0], where);
     if (data.rows() == 0) throw Error(where, "no windows to train on", "check that seq.window produced windows");
     if (std::int64_t threads = params_.get_int("threads"); threads > 0) set_compute_threads(int(threads));
 
@@ -224,11 +224,15 @@ class PredictStage : public MapStage {
     if (rollout_steps_ > 0) rollout_path_ = ctx.artifact_dir() / "rollout.npy";
   }
 
-  Batch process(StageContext&, const Batch& in) override {
+  Batch process(StageContext& ctx, const Batch& in) override {
     Batch out;
     out.seq = in.seq;
     if (in.rows() == 0) return out;
-    WindowData data = collect_windows({in}, where_);
+    // The windows' vectors: seq.window (a barrier) committed its folder before emitting.
+    std::call_once(vectors_once_, [&] { vectors_ = window_vectors(ctx.input_dir(0), where_); });
+    WindowData data;
+    data.vectors = vectors_;
+    add_windows(data, in, where_);
     check_model_fits(checkpoint_.model->config(), data, where_);
     const FastLvm& model = *fast_;
     const std::size_t d = data.dim, n = data.context, rows = data.rows();
@@ -277,8 +281,12 @@ class PredictStage : public MapStage {
     return out;
   }
 
-  void consume_ordered(StageContext&, const Batch& batch) override {
-    if (rollout_steps_ == 0 || batch.rows() == 0) return;
+  void consume_ordered(StageContext& ctx, const Batch& batch) override {
+    if (batch.rows() == 0) return;
+    // The predictions live once, in vectors.npy; batches.bin refers to it (StageInfo::vectors_file).
+    if (!vectors_writer_) vectors_writer_ = std::make_unique<NpyWriter>(ctx.artifact_dir() / VectorFile::kFileName, batch.dim);
+    vectors_writer_->append(batch.vectors.data(), batch.rows());
+    if (rollout_steps_ == 0) return;
     std::vector<float> rollout;
     {
       std::lock_guard lock(mutex_);
@@ -292,6 +300,7 @@ class PredictStage : public MapStage {
   }
 
   void finish(StageContext& ctx) override {
+    if (vectors_writer_) vectors_writer_->close();
     if (rollout_writer_) rollout_writer_->close();
     const std::string& label = model_name_;
     if (val_.count) ctx.metric("val_cosine", val_.sum / double(val_.count), -1, label);
@@ -324,7 +333,9 @@ class PredictStage : public MapStage {
   double degeneration_sum_ = 0;
   std::map<std::string, std::vector<float>> pending_rollouts_;   // by first window id
   fs::path rollout_path_;
-  std::unique_ptr<NpyWriter> rollout_writer_;
+  std::unique_ptr<NpyWriter> rollout_writer_, vectors_writer_;
+  std::once_flag vectors_once_;
+  std::shared_ptr<const VectorRows> vectors_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -405,7 +416,7 @@ class EvalStage : public BarrierStage {
   void run(StageContext& ctx, std::vector<StageInput>& inputs, BatchSink& out) override {
     const std::string where = "stage '" + ctx.stage_name() + "' (lvm.eval)";
     if (inputs.empty()) throw Error(where, "no input", "inputs: [windows, train_a, train_b, ...]");
-    WindowData data = collect_windows(inputs[0].batches, where);
+    WindowData data = collect_windows(inputs[0], where);
     const auto val_rows = data.rows_in_split(1);
     if (val_rows.empty())
       throw Error(where, "no validation windows", "set seq.window's val_fraction above 0 and give it several articles");
@@ -573,7 +584,8 @@ void register_lvm_stages(StageRegistry& registry) {
     info.version = 2;   // 2: the fast inference path (float32 outputs differ from 1 by ~1e-6)
     info.kind = StageKind::Map;
     info.summary = "Predicts the next vector of every window with a trained model (side input: a lvm.train stage); "
-                   "optional K-step autoregressive roll-outs";
+                   "optional K-step autoregressive roll-outs; predictions in vectors.npy (row i = window i)";
+    info.vectors_file = true;
     info.params = {
         {"rollout_steps", ParamType::Int, "0",
          "K > 0: also roll each window out K steps on the model's own predictions (rollout.npy) and "

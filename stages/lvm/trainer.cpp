@@ -51,6 +51,7 @@ void gather_windows(const WindowData& data, const std::vector<std::size_t>& rows
     std::memcpy(c + (i - begin) * n * d, data.context_of(rows[i]), sizeof(float) * n * d);
     std::memcpy(t + (i - begin) * d, data.target_of(rows[i]), sizeof(float) * d);
   }
+  data.vectors->note_reads((end - begin) * (data.context + 1));
 }
 
 namespace {

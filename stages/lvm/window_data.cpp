@@ -1,5 +1,6 @@
 #include "stages/lvm/window_data.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 #include "pipeline/error.hpp"
@@ -14,52 +15,66 @@ std::vector<std::size_t> WindowData::rows_in_split(std::int64_t split) const {
   return out;
 }
 
-void window_layout(const Batch& batch, const std::string& where, std::size_t* context, std::size_t* dim) {
-  for (const char* column : {"context", "article_id", "target_position", "split"})
-    if (!batch.ints.count(column))
-      throw Error(where, std::string("input has no integer column '") + column + "': it is not seq.window output",
-                  "feed this stage from a seq.window stage");
-  const auto& ctx_column = batch.int_column("context");
-  if (batch.rows() == 0 || batch.dim == 0)
-    throw Error(where, "window batch has no rows or no vectors", "feed this stage from seq.window");
-  std::int64_t n = ctx_column[0];
-  if (n < 1 || batch.dim % static_cast<std::size_t>(n + 1) != 0)
-    throw Error(where, "window vectors of width " + std::to_string(batch.dim) + " do not hold " +
-                           std::to_string(n) + " context vectors plus a target",
-                "feed this stage from seq.window");
-  *context = static_cast<std::size_t>(n);
-  *dim = batch.dim / static_cast<std::size_t>(n + 1);
+std::shared_ptr<const VectorRows> window_vectors(const std::filesystem::path& dir, const std::string& where) {
+  const auto path = dir / VectorFile::kFileName;
+  if (dir.empty() || !std::filesystem::exists(path))
+    throw Error(where, "the window input has no " + path.string() + ": it is not seq.window output of this lvmflow",
+                "feed this stage from a seq.window stage (re-run it if it was made by an older lvmflow)");
+  return VectorRows::map(path);
 }
 
-WindowData collect_windows(const std::vector<Batch>& batches, const std::string& where) {
-  WindowData data;
-  for (const Batch& b : batches) {
-    if (b.rows() == 0) continue;
-    b.check_consistent(where);
-    std::size_t n = 0, d = 0;
-    window_layout(b, where, &n, &d);
-    if (data.dim == 0) data.context = n, data.dim = d;
-    if (n != data.context || d != data.dim)
-      throw Error(where, "window layout changes inside the stream", "feed this stage from one seq.window stage");
-    const auto& article = b.int_column("article_id");
-    const auto& target = b.int_column("target_position");
-    const auto& split = b.int_column("split");
-    data.ids.insert(data.ids.end(), b.ids.begin(), b.ids.end());
-    data.article_ids.insert(data.article_ids.end(), article.begin(), article.end());
-    data.target_positions.insert(data.target_positions.end(), target.begin(), target.end());
-    data.splits.insert(data.splits.end(), split.begin(), split.end());
-    data.values.insert(data.values.end(), b.vectors.begin(), b.vectors.end());
+void add_windows(WindowData& data, const Batch& b, const std::string& where) {
+  if (b.rows() == 0) return;
+  b.check_consistent(where);
+  for (const char* column : {"context", "article_id", "target_position", "split", "target_row"})
+    if (!b.ints.count(column))
+      throw Error(where, std::string("input has no integer column '") + column + "': it is not seq.window output",
+                  "feed this stage from a seq.window stage");
+  const auto& context = b.int_column("context");
+  const auto& target_row = b.int_column("target_row");
+  if (data.context == 0) {
+    if (context[0] < 1) throw Error(where, "window batch says context " + std::to_string(context[0]), "feed this stage from seq.window");
+    data.context = std::size_t(context[0]);
+    data.dim = data.vectors->dim();
   }
+  for (std::size_t r = 0; r < b.rows(); ++r) {
+    if (context[r] != std::int64_t(data.context))
+      throw Error(where, "window layout changes inside the stream", "feed this stage from one seq.window stage");
+    if (target_row[r] < std::int64_t(data.context) || std::size_t(target_row[r]) >= data.vectors->rows())
+      throw Error(where, "window '" + b.ids[r] + "' points at row " + std::to_string(target_row[r]) + " of " +
+                             std::to_string(data.vectors->rows()) + " vectors",
+                  "the seq.window artifact is damaged; re-run it with --force");
+  }
+  const auto append = [](std::vector<std::int64_t>& to, const std::vector<std::int64_t>& from) {
+    to.insert(to.end(), from.begin(), from.end());
+  };
+  data.ids.insert(data.ids.end(), b.ids.begin(), b.ids.end());
+  append(data.article_ids, b.int_column("article_id"));
+  append(data.target_positions, b.int_column("target_position"));
+  append(data.splits, b.int_column("split"));
+  append(data.target_rows, target_row);
+}
+
+WindowData collect_windows(const StageInput& windows, const std::string& where) {
+  WindowData data;
+  data.vectors = window_vectors(windows.dir, where);
+  windows.for_each_batch([&](const Batch& b) { add_windows(data, b, where); });
   return data;
 }
 
 std::string windows_fingerprint(const WindowData& data) {
   Sha256 h;
   h.field(std::to_string(data.context)).field(std::to_string(data.dim)).field(std::to_string(data.rows()));
-  for (std::size_t r = 0; r < data.rows(); ++r) h.field(data.ids[r]).field(data.splits[r] ? "v" : "t");
-  std::uint64_t vectors = fnv1a64(std::string_view(reinterpret_cast<const char*>(data.values.data()),
-                                                   data.values.size() * sizeof(float)));
-  h.field(std::to_string(vectors));
+  for (std::size_t r = 0; r < data.rows(); ++r)
+    h.field(data.ids[r]).field(data.splits[r] ? "v" : "t").field(std::to_string(data.target_rows[r]));
+  // The vector bytes, a block at a time, so the pass does not leave the whole file resident.
+  const std::size_t total = data.vectors ? data.vectors->rows() : 0;
+  for (std::size_t first = 0; first < total; first += VectorRows::kForgetAfterRows) {
+    const std::size_t rows = std::min(VectorRows::kForgetAfterRows, total - first);
+    h.field(std::to_string(fnv1a64(std::string_view(reinterpret_cast<const char*>(data.vectors->row(first)),
+                                                     rows * data.vectors->dim() * sizeof(float)))));
+    data.vectors->note_reads(rows);
+  }
   return h.hex();
 }
 

@@ -76,8 +76,8 @@ std::size_t collect_queries(const StageInput& input, const EvalOptions& o,
                      std::map<std::string, ModelQueries>& models, const std::string& where) {
   const int wanted_split = split_code(o.split);
   std::size_t taken = 0;
-  for (const Batch& b : input.batches) {
-    if (b.rows() == 0) continue;
+  input.for_each_batch([&](const Batch& b) {
+    if (b.rows() == 0) return;
     const std::string bw = where + ", input '" + input.name + "'";
     b.check_consistent(bw);
     if (b.dim == 0)
@@ -134,7 +134,7 @@ std::size_t collect_queries(const StageInput& input, const EvalOptions& o,
       }
       m.contexts.push_back(std::move(context_rows));
     }
-  }
+  });
   return taken;
 }
 

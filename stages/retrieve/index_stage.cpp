@@ -4,6 +4,8 @@
 #include <unordered_set>
 
 #include "pipeline/error.hpp"
+#include "pipeline/vector_file.hpp"
+#include "stages/common/npy.hpp"
 #include "stages/retrieve/index_folder.hpp"
 #include "stages/retrieve/retrieve_stages.hpp"
 
@@ -25,47 +27,60 @@ IndexOptions index_options(const Params& p) {
   return o;
 }
 
-// All rows of the input, in stream order, as one block.
-struct Corpus {
+// What a first pass over the input learns, reading no vectors: ids and texts (written to the
+// chunk table before the index grows), the row count and the vector width.
+struct CorpusRows {
   std::vector<std::string> ids;
   std::vector<std::string> texts;   // empty when the input carries no `text` column
-  std::vector<float> vectors;
   std::size_t dim = 0;
 };
 
-Corpus gather(const StageInput& input, const std::string& where) {
-  Corpus c;
-  bool with_text = !input.batches.empty();
-  for (const Batch& b : input.batches)
-    if (b.rows() && !b.text.count("text")) with_text = false;
+CorpusRows scan_rows(const StageInput& input, const std::string& where) {
+  CorpusRows c;
+  bool with_text = true;
   std::unordered_set<std::string> seen;
-  for (const Batch& b : input.batches) {
-    if (b.rows() == 0) continue;
-    b.check_consistent(where + ", input '" + input.name + "'");
-    if (b.dim == 0)
-      throw Error(where, "input '" + input.name + "' carries no vectors",
-                  "index the output of an encoder stage (e.g. encode.gtr_t5)");
-    if (c.dim && b.dim != c.dim)
-      throw Error(where, "input '" + input.name + "' mixes " + std::to_string(c.dim) + "-D and " +
-                             std::to_string(b.dim) + "-D vectors",
-                  "index vectors from one encoder only");
-    c.dim = b.dim;
-    for (const auto& id : b.ids)
-      if (!seen.insert(id).second)
-        throw Error(where, "chunk id '" + id + "' appears twice in input '" + input.name + "'",
-                    "each row must be a distinct chunk; check the chunking stage");
-    c.ids.insert(c.ids.end(), b.ids.begin(), b.ids.end());
-    if (with_text) {
-      const auto& t = b.text_column("text");
-      c.texts.insert(c.texts.end(), t.begin(), t.end());
-    }
-    c.vectors.insert(c.vectors.end(), b.vectors.begin(), b.vectors.end());
-  }
+  std::size_t dim_inline = 0;
+  bool in_file = false;
+  input.for_each_batch(
+      [&](const Batch& b) {
+        if (b.rows() == 0) return;
+        b.check_consistent(where + ", input '" + input.name + "'");
+        if (b.vector_file_row >= 0) in_file = true;
+        else if (b.dim == 0)
+          throw Error(where, "input '" + input.name + "' carries no vectors",
+                      "index the output of an encoder stage (e.g. encode.gtr_t5)");
+        else if (dim_inline && b.dim != dim_inline)
+          throw Error(where, "input '" + input.name + "' mixes " + std::to_string(dim_inline) + "-D and " +
+                                 std::to_string(b.dim) + "-D vectors",
+                      "index vectors from one encoder only");
+        else dim_inline = b.dim;
+        for (const auto& id : b.ids)
+          if (!seen.insert(id).second)
+            throw Error(where, "chunk id '" + id + "' appears twice in input '" + input.name + "'",
+                        "each row must be a distinct chunk; check the chunking stage");
+        c.ids.insert(c.ids.end(), b.ids.begin(), b.ids.end());
+        with_text = with_text && b.text.count("text");
+        if (with_text) {
+          const auto& t = b.text_column("text");
+          c.texts.insert(c.texts.end(), t.begin(), t.end());
+        }
+      },
+      /*with_vectors=*/false);
   if (c.ids.empty())
     throw Error(where, "input '" + input.name + "' has no rows to index",
                 "check that the upstream stages produced chunks");
+  if (!with_text) c.texts.clear();
+  c.dim = in_file ? VectorFile(input.dir / VectorFile::kFileName).dim() : dim_inline;
+  if (in_file && dim_inline && dim_inline != c.dim)
+    throw Error(where, "input '" + input.name + "' mixes " + std::to_string(dim_inline) + "-D and " +
+                           std::to_string(c.dim) + "-D vectors",
+                "index vectors from one encoder only");
   return c;
 }
+
+// Rows that train an index that needs training: all of them up to kTrainSampleRows, else an
+// even stride through the input, so k-means sees the whole corpus without a second copy of it.
+constexpr std::size_t kTrainSampleRows = 131072;
 
 class IndexStage : public BarrierStage {
  public:
@@ -74,21 +89,53 @@ class IndexStage : public BarrierStage {
   void run(StageContext& ctx, std::vector<StageInput>& inputs, BatchSink& out) override {
     const std::string where = stage_where(ctx, kType);
     if (inputs.empty()) throw Error(where, "no input", "give retrieve.index an encode.* stage as input");
-    Corpus corpus = gather(inputs[0], where);
+    const StageInput& input = inputs[0];
+    CorpusRows corpus = scan_rows(input, where);
     if (corpus.texts.empty()) ctx.log("input has no `text` column: the index stores empty chunk texts");
-    const std::size_t count = corpus.ids.size();
-    check_finite(corpus.vectors.data(), count, corpus.dim, where,
-                 [&](std::size_t row) { return "chunk '" + corpus.ids[row] + "'"; });
+    const std::size_t count = corpus.ids.size(), dim = corpus.dim;
+    ChunkTable::write(ctx.artifact_dir(), corpus.ids, corpus.texts, where);
+    std::vector<std::string>().swap(corpus.texts);
 
     const auto start = std::chrono::steady_clock::now();
-    VectorIndex index = VectorIndex::build(corpus.vectors, count, corpus.dim, options_, where,
-                                           [&] { return ctx.cancelled(); });
+    VectorIndex index = VectorIndex::create(count, dim, options_, where);
+    // Streams the input's vectors in stream order, checking each; `fn(row, vectors, rows)`.
+    auto each_block = [&](const std::function<void(std::size_t, float*, std::size_t)>& fn) {
+      std::size_t row = 0;
+      input.for_each_batch([&](const Batch& b) {
+        if (ctx.cancelled()) throw Error(where, "cancelled while building the index");
+        if (b.rows() == 0) return;
+        if (b.dim != dim) throw Error(where, "input '" + input.name + "' changed while it was read", "re-run the stage");
+        std::vector<float> rows(b.vectors);
+        check_finite(rows.data(), b.rows(), dim, where, [&](std::size_t r) { return "chunk '" + b.ids[r] + "'"; });
+        fn(row, rows.data(), b.rows());
+        row += b.rows();
+      });
+    };
+    if (index.needs_training()) {
+      const std::size_t stride = (count + kTrainSampleRows - 1) / kTrainSampleRows;
+      std::vector<float> sample;
+      each_block([&](std::size_t first, float* rows, std::size_t n) {
+        for (std::size_t r = 0; r < n; ++r)
+          if ((first + r) % stride == 0) sample.insert(sample.end(), rows + r * dim, rows + (r + 1) * dim);
+      });
+      ctx.log("training " + index.factory() + " on " + std::to_string(sample.size() / dim) + " of " +
+              std::to_string(count) + " vectors");
+      index.train(sample.data(), sample.size() / dim, where);
+    }
+    // Approximate indexes keep the indexed rows as retrieve.eval's exact reference.
+    std::unique_ptr<NpyWriter> indexed;
+    if (!index.exact()) indexed = std::make_unique<NpyWriter>(ctx.artifact_dir() / VectorFile::kFileName, dim);
+    each_block([&](std::size_t, float* rows, std::size_t n) {
+      index.add(rows, n, where);
+      if (indexed) indexed->append(rows, n);
+    });
+    if (indexed) indexed->close();
     const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    save_index_folder(ctx.artifact_dir(), index, corpus.ids, corpus.texts, corpus.vectors, where);
+    index.save(ctx.artifact_dir(), where);
 
     std::ostringstream msg;
     msg.precision(3);
-    msg << "indexed " << count << " chunks of " << corpus.dim << "-D as " << index.describe()
+    msg << "indexed " << count << " chunks of " << dim << "-D as " << index.describe()
         << (index.normalized() ? ", cosine" : ", inner product") << " in " << build_s << " s";
     ctx.log(msg.str());
     ctx.metric("vectors", static_cast<double>(count));
@@ -100,7 +147,7 @@ class IndexStage : public BarrierStage {
     summary.text["factory"] = {index.factory()};
     summary.text["description"] = {index.describe()};
     summary.ints["count"] = {static_cast<std::int64_t>(count)};
-    summary.ints["dim"] = {static_cast<std::int64_t>(corpus.dim)};
+    summary.ints["dim"] = {static_cast<std::int64_t>(dim)};
     summary.ints["exact"] = {index.exact() ? 1 : 0};
     out.emit(std::move(summary));
   }

@@ -4,6 +4,7 @@
 #include <faiss/IVFlib.h>
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
@@ -122,28 +123,23 @@ VectorIndex::VectorIndex(VectorIndex&&) noexcept = default;
 VectorIndex& VectorIndex::operator=(VectorIndex&&) noexcept = default;
 VectorIndex::~VectorIndex() = default;
 
-VectorIndex VectorIndex::build(std::vector<float>& vectors, std::size_t count, std::size_t dim,
-                               const IndexOptions& options, const std::string& where,
-                               const std::function<bool()>& cancelled) {
+namespace {
+const std::string kIndexFix =
+    "use Flat, IVF, HNSW, IVF,PQ<m> (m dividing the dimension) or a valid FAISS index_factory string";
+}
+
+VectorIndex VectorIndex::create(std::size_t count, std::size_t dim, const IndexOptions& options,
+                                const std::string& where) {
   if (count == 0 || dim == 0)
     throw Error(where, "no vectors to index (" + std::to_string(count) + " rows of width " +
                            std::to_string(dim) + ")",
                 "give retrieve.index a stage that outputs vectors, e.g. encode.gtr_t5");
-  if (vectors.size() != count * dim)
-    throw Error(where, "vector block has " + std::to_string(vectors.size()) + " floats for " +
-                           std::to_string(count) + " rows of width " + std::to_string(dim));
-  const OmpThreads threads(options.threads);
   VectorIndex out;
   out.threads_ = options.threads;
   out.factory_ = faiss_factory_string(options, count);
   out.dim_ = dim;
   out.normalized_ = options.normalize;
-  if (options.normalize) normalize_rows(vectors.data(), count, dim);
-
-  const std::string fix =
-      "use Flat, IVF, HNSW, IVF,PQ<m> (m dividing the dimension) or a valid FAISS "
-      "index_factory string";
-  faiss::Index* raw = call_faiss(where, "creating FAISS index '" + out.factory_ + "'", fix, [&] {
+  faiss::Index* raw = call_faiss(where, "creating FAISS index '" + out.factory_ + "'", kIndexFix, [&] {
     return faiss::index_factory(static_cast<int>(dim), out.factory_.c_str(),
                                 faiss::METRIC_INNER_PRODUCT);
   });
@@ -163,21 +159,47 @@ VectorIndex VectorIndex::build(std::vector<float>& vectors, std::size_t count, s
     hnsw->hnsw.efConstruction = static_cast<int>(options.ef_construction);
     hnsw->hnsw.efSearch = static_cast<int>(options.ef_search);
   }
+  // Flat storage is one std::vector grown by each add: reserved up front, adding batches never
+  // reallocates (a reallocation holds old and new blocks at once, up to 3x the vectors).
+  if (auto* flat = dynamic_cast<faiss::IndexFlatCodes*>(out.index_.get()))
+    flat->codes.reserve(count * flat->code_size);
+  return out;
+}
 
-  if (!out.index_->is_trained)
-    call_faiss(where, "training FAISS index '" + out.factory_ + "'", fix, [&] {
-      out.index_->train(static_cast<faiss::Index::idx_t>(count), vectors.data());
-    });
+bool VectorIndex::needs_training() const { return !index_->is_trained; }
+
+void VectorIndex::train(float* sample, std::size_t rows, const std::string& where) {
+  const OmpThreads threads(threads_);
+  if (normalized_) normalize_rows(sample, rows, dim_);
+  call_faiss(where, "training FAISS index '" + factory_ + "'", kIndexFix,
+             [&] { index_->train(static_cast<faiss::Index::idx_t>(rows), sample); });
+}
+
+void VectorIndex::add(float* rows, std::size_t count, const std::string& where) {
+  const OmpThreads threads(threads_);
+  if (normalized_) normalize_rows(rows, count, dim_);
+  call_faiss(where, "adding vectors to FAISS index '" + factory_ + "'", kIndexFix,
+             [&] { index_->add(static_cast<faiss::Index::idx_t>(count), rows); });
+  count_ += count;
+}
+
+VectorIndex VectorIndex::build(std::vector<float>& vectors, std::size_t count, std::size_t dim,
+                               const IndexOptions& options, const std::string& where,
+                               const std::function<bool()>& cancelled) {
+  if (vectors.size() != count * dim)
+    throw Error(where, "vector block has " + std::to_string(vectors.size()) + " floats for " +
+                           std::to_string(count) + " rows of width " + std::to_string(dim));
+  VectorIndex out = create(count, dim, options, where);
+  if (options.normalize) normalize_rows(vectors.data(), count, dim);
+  out.normalized_ = false;   // normalised above, in place for the caller
+  if (out.needs_training()) out.train(vectors.data(), count, where);
   // Add in slices so a cancelled run stops within a slice rather than after the whole build.
   const std::size_t slice = 16384;
   for (std::size_t begin = 0; begin < count; begin += slice) {
     if (cancelled && cancelled()) throw Error(where, "cancelled while building the index");
-    const std::size_t n = std::min(slice, count - begin);
-    call_faiss(where, "adding vectors to FAISS index '" + out.factory_ + "'", fix, [&] {
-      out.index_->add(static_cast<faiss::Index::idx_t>(n), vectors.data() + begin * dim);
-    });
+    out.add(vectors.data() + begin * dim, std::min(slice, count - begin), where);
   }
-  out.count_ = count;
+  out.normalized_ = options.normalize;
   return out;
 }
 

@@ -63,6 +63,14 @@ class VectorIndex {
   static VectorIndex build(std::vector<float>& vectors, std::size_t count, std::size_t dim,
                            const IndexOptions& options, const std::string& where,
                            const std::function<bool()>& cancelled = {});
+  // The same in steps, for inputs streamed batch by batch: create() makes the empty index for
+  // `count` rows (its factory string may depend on the count), train() fits it on a sample
+  // when needs_training(), add() appends rows (normalised in place first, like build()).
+  static VectorIndex create(std::size_t count, std::size_t dim, const IndexOptions& options,
+                            const std::string& where);
+  bool needs_training() const;
+  void train(float* sample, std::size_t rows, const std::string& where);
+  void add(float* rows, std::size_t count, const std::string& where);
   // Writes index.faiss and index.json into `dir`.
   void save(const std::filesystem::path& dir, const std::string& where) const;
   // Reads what save() wrote. With `mmap`, inverted lists of IVF indexes stay on disk and are

@@ -101,7 +101,7 @@ class SumBarrier : public BarrierStage {
     Batch b;
     for (const auto& input : inputs) {
       std::int64_t sum = 0, count = 0, order_ok = 1, expected = -1;
-      for (const auto& batch : input.batches)
+      input.for_each_batch([&](const Batch& batch) {
         for (std::size_t r = 0; r < batch.rows(); ++r) {
           sum += batch.int_column("value")[r];
           ++count;
@@ -111,6 +111,7 @@ class SumBarrier : public BarrierStage {
           if (n <= expected) order_ok = 0;
           expected = n;
         }
+      });
       b.ids.push_back(input.name);
       b.ints["sum"].push_back(sum);
       b.ints["count"].push_back(count);

@@ -26,7 +26,7 @@ class SequenceWindowStage : public BarrierStage {
     const std::string where = "stage '" + ctx.stage_name() + "' (seq.window)";
     if (inputs.empty()) throw Error(where, "no input", "give seq.window an encode.* stage as input");
     WindowStats stats;
-    std::vector<Batch> windows = make_windows(inputs[0].batches, options_, where, &stats);
+    std::vector<Batch> windows = make_windows(inputs[0], ctx.artifact_dir(), options_, where, &stats);
     ctx.metric("chunks", static_cast<double>(stats.chunks));
     ctx.metric("articles", static_cast<double>(stats.articles));
     ctx.metric("articles_too_short", static_cast<double>(stats.articles_too_short));
@@ -37,7 +37,8 @@ class SequenceWindowStage : public BarrierStage {
     std::ostringstream msg;
     msg << stats.windows_train << " train windows from " << stats.articles_train << " articles, "
         << stats.windows_val << " validation windows from " << stats.articles_val << " articles ("
-        << stats.articles_too_short << " articles shorter than " << options_.context + 1 << " chunks)";
+        << stats.articles_too_short << " articles shorter than " << options_.context + 1 << " chunks); vectors.npy "
+        << (stats.vectors_linked ? "linked to the input's (no copy)" : "written in article order");
     ctx.log(msg.str());
     if (stats.windows_train + stats.windows_val == 0)
       ctx.log("no windows: every article has fewer than " + std::to_string(options_.context + 1) +
@@ -61,11 +62,13 @@ class SequenceWindowStage : public BarrierStage {
 void register_window_stages(StageRegistry& registry) {
   StageInfo info;
   info.type = "seq.window";
-  info.version = 1;
+  // 2: windows refer to rows of vectors.npy instead of carrying (N+1) vectors each.
+  info.version = 2;
   info.kind = StageKind::Barrier;
   info.summary =
       "Ordered chunk vectors of each article -> (N context vectors, next vector) windows; "
-      "train/validation split by article";
+      "train/validation split by article. Windows name their target's row in vectors.npy (a hard "
+      "link of the encoder's) instead of copying vectors";
   info.params = {
       {"context", ParamType::Int, "5", "N: context vectors before each target"},
       {"val_fraction", ParamType::Float, "0.1",

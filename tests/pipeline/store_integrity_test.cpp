@@ -240,7 +240,7 @@ TEST_F(StoreIntegrityTest, Version1StoreIsMigrated) {
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key='schema_version'), MIN(artifact) FROM cache_entries", -1, &st, nullptr);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "2");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), std::to_string(kStoreSchemaVersion).c_str());
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 1))).rfind("artifacts/", 0), 0u);
   sqlite3_finalize(st);
   sqlite3_close(db);

@@ -40,6 +40,20 @@ std::filesystem::path make_temp_dir(const std::string& prefix) {
   return dir;
 }
 
+namespace {
+std::mutex live_mutex;
+std::map<std::string, std::filesystem::path>& live_artifacts() {
+  static std::map<std::string, std::filesystem::path> live;
+  return live;
+}
+}  // namespace
+
+std::filesystem::path TestContext::committed_artifact(const std::string& key) const {
+  std::lock_guard lock(live_mutex);
+  auto it = live_artifacts().find(key);
+  return it == live_artifacts().end() ? std::filesystem::path() : it->second;
+}
+
 TestContext::TestContext(const std::string& type, const std::map<std::string, std::string>& raw)
     : type_(type), name_("test_" + type) {
   const StageInfo* info = stage_registry().find(type);
@@ -48,9 +62,16 @@ TestContext::TestContext(const std::string& type, const std::map<std::string, st
   for (const auto& [k, v] : raw) raw_params[k] = RawParam{v, false, {}, "test param " + k};
   params_ = check_params(*info, raw_params, std::filesystem::current_path().string(), name_);
   dir_ = make_temp_dir("lvmflow-test");
+  key_ = "test-" + dir_.filename().string();
+  std::lock_guard lock(live_mutex);
+  live_artifacts()[key_] = dir_;
 }
 
 TestContext::~TestContext() {
+  {
+    std::lock_guard lock(live_mutex);
+    live_artifacts().erase(key_);
+  }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }

@@ -49,7 +49,11 @@ class TestContext : public StageContext {
   void metric_text(const std::string& name, const std::string& text) override;
   void log(const std::string& message) override;
   bool cancelled() const override { return cancel_; }
-  ItemCache& item_cache() override { return cache_; }
+  ItemCache& item_cache() override { return shared_cache ? *shared_cache : cache_; }
+  // Each context is an artifact committed under its own key (stage tests commit at once), so
+  // stages can refer to another live context's files by key, as they do through the store.
+  const std::string& artifact_key() const override { return key_; }
+  std::filesystem::path committed_artifact(const std::string& key) const override;
   void record_chunks(const Batch& chunks) override;
 
   void add_input(const std::string& name, const std::filesystem::path& dir) {
@@ -67,10 +71,11 @@ class TestContext : public StageContext {
   std::vector<std::string> logs;
   std::vector<Batch> chunks;
   MemoryItemCache cache_;
+  ItemCache* shared_cache = nullptr;   // set: use another context's item cache (a second run)
   bool cancel_ = false;
 
  private:
-  std::string type_, name_;
+  std::string type_, name_, key_;
   Params params_;
   std::filesystem::path dir_;
   std::vector<std::string> input_names_;

@@ -85,6 +85,30 @@ TEST(EncodeStage, HashedEncoderPassesRowsThroughAndWritesArtifacts) {
   EXPECT_EQ(ctx.metric_value("cache_misses", ctx.text_metrics.at("encoder")), 10);
 }
 
+// The item cache holds (artifact key, row) references, not vectors: a hit reads the row back
+// from the committed vectors.npy; a reference whose file is gone is a miss, never a guess.
+TEST(EncodeStage, ItemCacheRefersToCommittedRows) {
+  TestContext first("encode.gtr_t5");
+  auto texts = corpus(20);
+  auto a = run_map(first, {chunk_batch(texts)});
+  ASSERT_EQ(first.cache_.size(), 20u);
+
+  TestContext again("encode.gtr_t5");
+  again.shared_cache = &first.cache_;
+  auto b = run_map(again, {chunk_batch(texts)});
+  const std::string label = again.text_metrics.at("encoder");
+  EXPECT_EQ(again.metric_value("cache_hits", label), 20);
+  EXPECT_EQ(b[0].vectors, a[0].vectors);
+
+  fs::remove(first.artifact_dir() / "vectors.npy");
+  TestContext gone("encode.gtr_t5");
+  gone.shared_cache = &first.cache_;
+  auto c = run_map(gone, {chunk_batch(texts)});
+  EXPECT_EQ(gone.metric_value("cache_hits", label), 0);
+  EXPECT_EQ(gone.metric_value("cache_misses", label), 20);
+  EXPECT_EQ(c[0].vectors, a[0].vectors);
+}
+
 TEST(EncodeStage, ItemCacheReencodesOnlyChangedChunks) {
   LVMFLOW_REQUIRE_TINY_MODELS();
   TestContext ctx("encode.gtr_t5", {{"model", (tiny_models() / "relu_st").string()}});
@@ -95,12 +119,16 @@ TEST(EncodeStage, ItemCacheReencodesOnlyChangedChunks) {
   EXPECT_EQ(ctx.metric_value("cache_misses", label), 100);
   EXPECT_EQ(ctx.cache_.size(), 100u);
 
-  // A rebuild where 5% of the chunks changed encodes exactly those 5.
+  // A rebuild (another run, same store) where 5% of the chunks changed encodes exactly those 5;
+  // the cache refers to the first run's vectors.npy rows rather than holding copies.
   auto changed = texts;
   for (std::size_t i : {3u, 21u, 50u, 77u, 99u}) changed[i] += " (edited)";
-  auto second = run_map(ctx, {chunk_batch({changed.begin(), changed.begin() + 50}), chunk_batch({changed.begin() + 50, changed.end()}, 50)});
-  EXPECT_EQ(ctx.metric_value("cache_hits", label), 95);
-  EXPECT_EQ(ctx.metric_value("cache_misses", label), 5);
+  TestContext rebuild("encode.gtr_t5", {{"model", (tiny_models() / "relu_st").string()}});
+  rebuild.shared_cache = &ctx.cache_;
+  auto second = run_map(rebuild, {chunk_batch({changed.begin(), changed.begin() + 50}), chunk_batch({changed.begin() + 50, changed.end()}, 50)});
+  EXPECT_EQ(rebuild.metric_value("cache_hits", label), 95);
+  EXPECT_EQ(rebuild.metric_value("cache_misses", label), 5);
+  EXPECT_EQ(ctx.cache_.size(), 105u);
 
   // Cached rows are the very vectors encoded before; edited rows match a fresh encoding.
   EncoderOptions o;

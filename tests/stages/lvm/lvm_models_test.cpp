@@ -126,7 +126,8 @@ TEST(LvmBaselines, Math) {
   data.target_positions = {2, 2};
   data.splits = {0, 1};
   // window 0: context (1,0), (0,1) -> target (1,1); window 1: context (3,0), (0,4) -> target (0,1)
-  data.values = {1, 0, 0, 1, 1, 1, 3, 0, 0, 4, 0, 1};
+  data.vectors = VectorRows::in_memory({1, 0, 0, 1, 1, 1, 3, 0, 0, 4, 0, 1}, 2);
+  data.target_rows = {2, 5};
   std::vector<float> out(2);
   BaselinePredictor("linear_average", data).predict(data, 1, out.data());
   EXPECT_NEAR(out[0], 0.6, 1e-6);   // mean (1.5, 2) normalised

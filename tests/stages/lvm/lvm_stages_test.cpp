@@ -16,16 +16,12 @@ namespace lvmflow {
 namespace {
 
 // Trains a tiny model through the lvm.train stage; returns its context (owns the artifact dir).
-std::unique_ptr<testing::TestContext> train_stage(const std::string& arch, const std::vector<Batch>& windows,
-                                                  const std::filesystem::path& windows_dir = {}) {
+std::unique_ptr<testing::TestContext> train_stage(const std::string& arch, const testdata::SyntheticWindows& windows) {
   auto ctx = std::make_unique<testing::TestContext>(
       "lvm.train", std::map<std::string, std::string>{{"arch", arch}, {"hidden", "16"}, {"layers", "1"},
                                                       {"epochs", "2"}, {"batch_size", "16"}, {"resume", "false"}});
   auto stage = ctx->make_stage();
-  std::vector<StageInput> inputs(1);
-  inputs[0].name = "windows";
-  inputs[0].dir = windows_dir;
-  inputs[0].batches = windows;
+  std::vector<StageInput> inputs = {windows.input()};
   auto out = testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), *ctx, inputs);
   EXPECT_EQ(out.size(), 1u);
   if (!out.empty()) EXPECT_EQ(out[0].text_column("arch"), std::vector<std::string>{arch});
@@ -34,11 +30,10 @@ std::unique_ptr<testing::TestContext> train_stage(const std::string& arch, const
 
 TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
   auto windows = testdata::synthetic_window_batches();
-  auto windows_dir = testing::make_temp_dir("lvm-windows");
   {
-    std::ofstream(windows_dir / "encoder.json") << R"({"type": "encode.hashed", "dim": 32, "model_fingerprint": "abc123"})";
+    std::ofstream(windows->dir / "encoder.json") << R"({"type": "encode.hashed", "dim": 32, "model_fingerprint": "abc123"})";
   }
-  auto ctx = train_stage("lstm", windows, windows_dir);
+  auto ctx = train_stage("lstm", *windows);
   const auto dir = ctx->artifact_dir();
   ASSERT_TRUE(std::filesystem::exists(dir / "model.safetensors"));
   Json info = read_json_file((dir / "model.json").string());
@@ -51,7 +46,6 @@ TEST(LvmTrainStage, WritesCheckpointWithConfigMetricsAndEncoder) {
   EXPECT_EQ(info.at("encoder_fingerprint").as_string(), "abc123");
   EXPECT_GT(info.at("windows").at("val").as_int(), 0);
   EXPECT_GT(ctx->metric_value("params", "lstm"), 0);
-  std::filesystem::remove_all(windows_dir);
   // Chunks straight from an encoder (no window layout) are refused with the stage's name.
   testing::TestContext wrong_input("lvm.train", {{"arch", "amn"}, {"resume", "false"}});
   auto stage = wrong_input.make_stage();
@@ -76,9 +70,7 @@ TEST(LvmTrainStage, RerunAfterInterruptionResumesInANewStagingFolder) {
   auto windows = testdata::synthetic_window_batches();
   const std::map<std::string, std::string> params = {{"arch", "amn"}, {"hidden", "8"}, {"epochs", "3"},
                                                      {"batch_size", "16"}, {"seed", "913"}};
-  std::vector<StageInput> inputs(1);
-  inputs[0].name = "windows";
-  inputs[0].batches = windows;
+  std::vector<StageInput> inputs = {windows->input()};
   struct CancelAfterFirstEpoch : testing::TestContext {
     using TestContext::TestContext;
     void metric(const std::string& name, double value, std::int64_t step, const std::string& label) override {
@@ -116,15 +108,15 @@ TEST(LvmTrainStage, RerunAfterInterruptionResumesInANewStagingFolder) {
 
 TEST(LvmPredictStage, PredictsEveryWindowAndRollsOut) {
   auto windows = testdata::synthetic_window_batches();
-  auto trained = train_stage("gru", windows);
+  auto trained = train_stage("gru", *windows);
   testing::TestContext ctx("lvm.predict", {{"rollout_steps", "3"}});
-  ctx.add_input("windows", {});
+  ctx.add_input("windows", windows->dir);
   ctx.add_input("train_gru", trained->artifact_dir());
   auto stage = ctx.make_stage();
   auto& map = dynamic_cast<MapStage&>(*stage);
   map.start(ctx);
   std::size_t rows = 0;
-  for (const Batch& in : windows) {
+  for (const Batch& in : windows->batches) {
     Batch out = map.process(ctx, in);
     map.consume_ordered(ctx, out);
     ASSERT_EQ(out.rows(), in.rows());
@@ -138,6 +130,9 @@ TEST(LvmPredictStage, PredictsEveryWindowAndRollsOut) {
   map.finish(ctx);
   NpyArray rollout = read_npy(ctx.artifact_dir() / "rollout.npy");
   EXPECT_EQ(rollout.shape, (std::vector<std::int64_t>{std::int64_t(rows), 3 * 32}));
+  // The predictions are kept once, in vectors.npy, in stream order (batches.bin refers to it).
+  NpyArray predictions = read_npy(ctx.artifact_dir() / "vectors.npy");
+  EXPECT_EQ(predictions.shape, (std::vector<std::int64_t>{std::int64_t(rows), 32}));
   EXPECT_EQ(ctx.metric_value("windows", "train_gru"), double(rows));
   double degeneration = ctx.metric_value("rollout_degeneration", "train_gru");
   EXPECT_TRUE(degeneration > -1 && degeneration <= 1);
@@ -150,12 +145,11 @@ TEST(LvmPredictStage, PredictsEveryWindowAndRollsOut) {
 
 TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
   auto windows = testdata::synthetic_window_batches();
-  auto amn = train_stage("amn", windows);
-  auto transformer = train_stage("transformer", windows);
+  auto amn = train_stage("amn", *windows);
+  auto transformer = train_stage("transformer", *windows);
   testing::TestContext ctx("lvm.eval");
   std::vector<StageInput> inputs(3);
-  inputs[0].name = "windows";
-  inputs[0].batches = windows;
+  inputs[0] = windows->input();
   inputs[1].name = "train_amn";
   inputs[1].dir = amn->artifact_dir();
   inputs[2].name = "train_transformer";
@@ -201,7 +195,7 @@ TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
 
   // A model trained on other vectors is refused with a fix.
   auto other = testdata::synthetic_window_batches(24);
-  inputs[0].batches = other;
+  inputs[0] = other->input();
   EXPECT_THROW(testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs), Error);
 }
 

@@ -1,14 +1,30 @@
 #pragma once
-// Small synthetic window sets for the lvm tests.
-#include "tests/stages/lvm/synthetic_corpus.hpp"
+// Small synthetic window sets for the lvm tests, laid out as seq.window leaves them: window
+// batches (rows by reference) plus a folder holding their vectors.npy.
+#include <filesystem>
+#include <memory>
+
 #include "stages/lvm/trainer.hpp"
+#include "tests/stages/lvm/synthetic_corpus.hpp"
 #include "stages/lvm/window_data.hpp"
 #include "stages/window/sequence_windows.hpp"
+#include "tests/support/test_context.hpp"
 
 namespace lvmflow::testdata {
 
-inline std::vector<Batch> synthetic_window_batches(std::size_t dim = 32, std::size_t articles = 16,
-                                                   std::size_t chunks = 10, std::size_t context = 3) {
+struct SyntheticWindows {
+  std::filesystem::path dir = testing::make_temp_dir("lvm-windows");
+  std::vector<Batch> batches;
+  SyntheticWindows() = default;
+  SyntheticWindows(const SyntheticWindows&) = delete;
+  SyntheticWindows& operator=(const SyntheticWindows&) = delete;
+  ~SyntheticWindows() { std::filesystem::remove_all(dir); }
+  // The windows as a barrier stage's input.
+  StageInput input(const std::string& name = "windows") const { return {name, dir, batches}; }
+};
+
+inline std::unique_ptr<SyntheticWindows> synthetic_window_batches(std::size_t dim = 32, std::size_t articles = 16,
+                                                                  std::size_t chunks = 10, std::size_t context = 3) {
   SyntheticCorpusOptions corpus;
   corpus.articles = articles;
   corpus.chunks_per_article = chunks;
@@ -19,7 +35,9 @@ inline std::vector<Batch> synthetic_window_batches(std::size_t dim = 32, std::si
   w.context = context;
   w.val_fraction = 0.25;
   w.rows_per_batch = 64;
-  return make_windows({make_synthetic_chunks(corpus)}, w, "test windows");
+  auto out = std::make_unique<SyntheticWindows>();
+  out->batches = make_windows(StageInput{"chunks", {}, {make_synthetic_chunks(corpus)}}, out->dir, w, "test windows");
+  return out;
 }
 
 // Small, fast training settings for tests.
@@ -37,7 +55,8 @@ inline TrainSettings tiny(const std::string& arch, std::int64_t epochs) {
 
 inline WindowData synthetic_windows(std::size_t dim = 32, std::size_t articles = 16, std::size_t chunks = 10,
                                     std::size_t context = 3) {
-  return collect_windows(synthetic_window_batches(dim, articles, chunks, context), "test windows");
+  // The mapping outlives the folder: the data stays readable after the files are removed.
+  return collect_windows(synthetic_window_batches(dim, articles, chunks, context)->input(), "test windows");
 }
 
 }  // namespace lvmflow::testdata

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
 
 #include "pipeline/error.hpp"
+#include "pipeline/vector_file.hpp"
+#include "stages/common/npy.hpp"
 #include "stages/window/sequence_windows.hpp"
 #include "tests/support/test_context.hpp"
 
@@ -35,6 +38,28 @@ Batch merged(const std::vector<Batch>& batches) {
   return all;
 }
 
+// make_windows over in-memory chunk batches, into a fresh folder (vectors.npy lands there).
+struct Windowed {
+  std::filesystem::path dir = testing::make_temp_dir("lvmflow-window");
+  std::vector<Batch> batches;
+  ~Windowed() { std::filesystem::remove_all(dir); }
+  // Context then target vectors of window row `r` of the merged output: (N + 1) x D floats.
+  std::vector<float> window(const Batch& w, std::size_t r, std::size_t dim) const {
+    VectorFile file(dir / VectorFile::kFileName);
+    const auto n = static_cast<std::size_t>(w.int_column("context")[r]);
+    std::vector<float> out((n + 1) * dim);
+    file.read_rows(static_cast<std::size_t>(w.int_column("target_row")[r]) - n, n + 1, out.data());
+    return out;
+  }
+};
+
+Windowed windowed(const std::vector<Batch>& chunks, const WindowOptions& opt, WindowStats* stats = nullptr) {
+  Windowed w;
+  StageInput input{"chunks", {}, chunks};
+  w.batches = make_windows(input, w.dir, opt, "test", stats);
+  return w;
+}
+
 TEST(SequenceWindows, ContextAndTargetInPositionOrderAcrossBatches) {
   // Article 7 arrives out of order and split over two batches; article 3 is too short.
   std::vector<Batch> in = {chunk_batch({{7, 2}, {7, 0}, {3, 0}, {7, 3}}), chunk_batch({{7, 1}, {3, 1}})};
@@ -42,15 +67,17 @@ TEST(SequenceWindows, ContextAndTargetInPositionOrderAcrossBatches) {
   opt.context = 2;
   opt.val_fraction = 0;
   WindowStats stats;
-  Batch w = merged(make_windows(in, opt, "test", &stats));
+  Windowed out = windowed(in, opt, &stats);
+  Batch w = merged(out.batches);
   ASSERT_EQ(w.rows(), 2u);
-  EXPECT_EQ(w.dim, 9u);
+  EXPECT_EQ(w.dim, 0u);   // windows refer to vectors.npy rows; they carry no vectors
   EXPECT_EQ(w.ids, (std::vector<std::string>{"7:2", "7:3"}));
   EXPECT_EQ(w.int_column("target_position"), (std::vector<std::int64_t>{2, 3}));
   EXPECT_EQ(w.int_column("article_id"), (std::vector<std::int64_t>{7, 7}));
   // Second window: context positions 1, 2 then target 3.
   std::vector<float> expected = {7, 1, 701, 7, 2, 702, 7, 3, 703};
-  EXPECT_EQ(std::vector<float>(w.vector(1), w.vector(1) + 9), expected);
+  EXPECT_EQ(out.window(w, 1, 3), expected);
+  EXPECT_FALSE(stats.vectors_linked);   // out-of-order input: rows rewritten in article order
   EXPECT_EQ(stats.chunks, 6u);
   EXPECT_EQ(stats.articles, 2u);
   EXPECT_EQ(stats.articles_too_short, 1u);
@@ -63,9 +90,9 @@ TEST(SequenceWindows, SplitByArticleHasNoOverlapAndIsStable) {
   opt.val_fraction = 0.3;
   opt.rows_per_batch = 7;   // several output batches
   WindowStats stats;
-  std::vector<Batch> out = make_windows({articles(0, 40, 5)}, opt, "test", &stats);
-  EXPECT_GT(out.size(), 1u);
-  Batch w = merged(out);
+  Windowed out = windowed({articles(0, 40, 5)}, opt, &stats);
+  EXPECT_GT(out.batches.size(), 1u);
+  Batch w = merged(out.batches);
   std::set<std::int64_t> train, val;
   for (std::size_t r = 0; r < w.rows(); ++r)
     (w.int_column("split")[r] == kValSplit ? val : train).insert(w.int_column("article_id")[r]);
@@ -79,14 +106,14 @@ TEST(SequenceWindows, SplitByArticleHasNoOverlapAndIsStable) {
   // Adding articles and shuffling the input order moves no existing article across.
   Batch more = articles(40, 20, 5);
   Batch first = articles(0, 40, 5);
-  Batch w2 = merged(make_windows({more, first}, opt, "test"));
+  Batch w2 = merged(windowed({more, first}, opt).batches);
   for (std::size_t r = 0; r < w2.rows(); ++r) {
     std::int64_t a = w2.int_column("article_id")[r];
     if (a < 40) EXPECT_EQ(w2.int_column("split")[r] == kValSplit, val.count(a) == 1) << "article " << a;
   }
   // Another seed gives another split.
   opt.seed = 7;
-  Batch w3 = merged(make_windows({first}, opt, "test"));
+  Batch w3 = merged(windowed({first}, opt).batches);
   EXPECT_NE(w3.int_column("split"), w.int_column("split"));
 }
 
@@ -95,7 +122,7 @@ TEST(SequenceWindows, SmallCorpusStillGetsValidationArticle) {
   opt.context = 1;
   opt.val_fraction = 0.01;
   WindowStats stats;
-  make_windows({articles(0, 3, 3)}, opt, "test", &stats);
+  windowed({articles(0, 3, 3)}, opt, &stats);
   EXPECT_EQ(stats.articles_val, 1u);
   EXPECT_EQ(stats.articles_train, 2u);
 }
@@ -104,7 +131,7 @@ TEST(SequenceWindows, BadInputIsAClearError) {
   WindowOptions opt;
   Batch dup = chunk_batch({{1, 0}, {1, 0}, {1, 1}});
   try {
-    make_windows({dup}, opt, "stage w");
+    windowed({dup}, opt);
     FAIL() << "duplicate position accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("position 0 twice"), std::string::npos) << e.what();
@@ -112,10 +139,10 @@ TEST(SequenceWindows, BadInputIsAClearError) {
   Batch no_vectors = chunk_batch({{1, 0}});
   no_vectors.dim = 0;
   no_vectors.vectors.clear();
-  EXPECT_THROW(make_windows({no_vectors}, opt, "stage w"), Error);
+  EXPECT_THROW(windowed({no_vectors}, opt), Error);
   Batch no_position = chunk_batch({{1, 0}});
   no_position.ints.erase("position");
-  EXPECT_THROW(make_windows({no_position}, opt, "stage w"), Error);
+  EXPECT_THROW(windowed({no_position}, opt), Error);
 }
 
 TEST(SequenceWindowStage, RecordsSizesAsMetrics) {
@@ -126,11 +153,57 @@ TEST(SequenceWindowStage, RecordsSizesAsMetrics) {
   auto out = testing::run_barrier(dynamic_cast<BarrierStage&>(*stage), ctx, inputs);
   Batch w = merged(out);
   EXPECT_EQ(w.rows(), 12u * 3u);
-  EXPECT_EQ(w.dim, 12u);
+  EXPECT_EQ(read_npy(ctx.artifact_dir() / "vectors.npy").shape, (std::vector<std::int64_t>{12 * 6, 3}));
   EXPECT_EQ(ctx.metric_value("windows_train") + ctx.metric_value("windows_val"), 36.0);
   EXPECT_EQ(ctx.metric_value("articles_train") + ctx.metric_value("articles_val"), 12.0);
   EXPECT_GE(ctx.metric_value("articles_val"), 1.0);
   EXPECT_THROW(testing::TestContext("seq.window", {{"context", "0"}}), Error);
+}
+
+// The engine's path: the input is a committed artifact whose batches.bin refers to its
+// vectors.npy. The windows' vectors.npy is then the same file (a hard link, no bytes copied),
+// and every window reads the same context and target vectors as windows over in-memory rows.
+TEST(SequenceWindows, StreamedInputIsLinkedNotCopied) {
+  const auto input_dir = testing::make_temp_dir("lvmflow-window-input");
+  std::vector<Batch> chunks = {articles(0, 6, 4), articles(6, 5, 7)};
+  {
+    std::ofstream out(input_dir / "batches.bin", std::ios::binary);
+    NpyWriter vectors(input_dir / "vectors.npy", 3);
+    std::int64_t row = 0;
+    for (const Batch& b : chunks) {
+      write_batch(out, b, row);
+      vectors.append(b.vectors.data(), b.rows());
+      row += static_cast<std::int64_t>(b.rows());
+    }
+    vectors.close();
+  }
+  // The records name their file rows instead of holding vectors.
+  {
+    std::ifstream in(input_dir / "batches.bin", std::ios::binary);
+    Batch b;
+    ASSERT_TRUE(read_batch(in, b, "test"));
+    EXPECT_EQ(b.dim, 0u);
+    EXPECT_TRUE(b.vectors.empty());
+    ASSERT_TRUE(read_batch(in, b, "test"));
+    EXPECT_EQ(b.vector_file_row, 6 * 4);
+  }
+  WindowOptions opt;
+  opt.context = 3;
+  opt.val_fraction = 0.2;
+  WindowStats stats;
+  Windowed streamed;
+  streamed.batches = make_windows(StageInput{"chunks", input_dir, {}, true}, streamed.dir, opt, "test", &stats);
+  EXPECT_TRUE(stats.vectors_linked);
+  EXPECT_EQ(std::filesystem::hard_link_count(streamed.dir / "vectors.npy"), 2u);
+  EXPECT_TRUE(std::filesystem::equivalent(streamed.dir / "vectors.npy", input_dir / "vectors.npy"));
+
+  Windowed in_memory = windowed(chunks, opt);
+  Batch a = merged(streamed.batches), b = merged(in_memory.batches);
+  ASSERT_EQ(a.rows(), 6u * 1u + 5u * 4u);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.int_column("split"), b.int_column("split"));
+  for (std::size_t r = 0; r < a.rows(); ++r) EXPECT_EQ(streamed.window(a, r, 3), in_memory.window(b, r, 3)) << r;
+  std::filesystem::remove_all(input_dir);
 }
 
 }  // namespace
