@@ -49,6 +49,7 @@ MergeResult merge_shards(const PipelineSpec& spec, Store& store, std::size_t cou
   MergeResult result;
   const auto start = std::chrono::steady_clock::now();
   for (const auto& s : statuses) {
+    store.import_artifacts(s.dir);   // before the item cache: its rows refer to these artifacts
     result.items_imported += store.import_item_cache(s.dir);
     const auto runs = store.import_runs(s.dir, "shard " + s.shard.text());
     result.imported_runs.insert(result.imported_runs.end(), runs.begin(), runs.end());

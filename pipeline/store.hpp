@@ -173,6 +173,10 @@ class Store : public ItemCache {
   // args.
   // Returns the new run ids.
   std::int64_t import_item_cache(const std::filesystem::path& other_root);
+  // import_artifacts brings the other store's committed artifacts this store lacks (hard
+  // links, with their cache entries and checksums): its item-cache rows are row references
+  // into them (stages/encode/vector_refs.hpp). Returns how many.
+  std::int64_t import_artifacts(const std::filesystem::path& other_root);
   std::vector<std::int64_t> import_runs(const std::filesystem::path& other_root, const std::string& label);
 
   // ItemCache.

@@ -2,6 +2,8 @@
 // into the main store with ATTACH and INSERT ... SELECT, one transaction per store.
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "pipeline/error.hpp"
 #include "pipeline/sqlite_statement.hpp"
 #include "pipeline/store.hpp"
@@ -37,6 +39,59 @@ constexpr std::pair<const char*, const char*> kPerRunTables[] = {
 };
 
 }  // namespace
+
+std::int64_t Store::import_artifacts(const fs::path& other_root) {
+  std::lock_guard lock(mutex_);
+  Attached attached(db_, other_root);
+  std::vector<std::string> keys;
+  {
+    Statement list(db_, "SELECT key FROM other.cache_entries WHERE key NOT IN (SELECT key FROM main.cache_entries)");
+    while (list.step()) keys.push_back(list.text(0));
+  }
+  std::vector<std::string> imported;
+  for (const auto& key : keys) {
+    const fs::path target = artifact_path(key);
+    const fs::path source = other_root / target.lexically_relative(root_);
+    if (!fs::is_directory(source)) continue;
+    // Hard links: no byte is copied when the shard stores live under this store (the layout
+    // `run --shard` uses); another file system gets a copy.
+    const fs::path staging = make_staging_dir(key);
+    for (const auto& e : fs::recursive_directory_iterator(source)) {
+      const fs::path to = staging / e.path().lexically_relative(source);
+      if (e.is_directory()) {
+        fs::create_directories(to);
+        continue;
+      }
+      std::error_code ec;
+      fs::create_hard_link(e.path(), to, ec);
+      if (ec) fs::copy_file(e.path(), to);
+    }
+    fs::create_directories(target.parent_path());
+    std::error_code ec;
+    fs::rename(staging, target, ec);
+    if (ec) {   // already there (an earlier, interrupted merge): keep it
+      fs::remove_all(staging, ec);
+      if (!fs::is_directory(target)) continue;
+    }
+    imported.push_back(key);
+  }
+  WriteTransaction tx(db_);
+  for (const auto& key : imported) {
+    // The artifact path is relative to the store (as every row's); run_id 0: made by no run of
+    // this store (the shard's runs are imported with their own ids by import_runs).
+    Statement(db_,
+              "INSERT OR IGNORE INTO main.cache_entries(key, stage_type, artifact, run_id, items, batches, bytes, "
+              "created_ms) SELECT key, stage_type, ?, 0, items, batches, bytes, created_ms FROM other.cache_entries "
+              "WHERE key = ?")
+        .bind(1, artifact_path(key).lexically_relative(root_).string()).bind(2, key).run();
+    Statement(db_,
+              "INSERT OR IGNORE INTO main.artifact_files(key, path, size, xxh3) "
+              "SELECT key, path, size, xxh3 FROM other.artifact_files WHERE key = ?")
+        .bind(1, key).run();
+  }
+  tx.commit();
+  return static_cast<std::int64_t>(imported.size());
+}
 
 std::int64_t Store::import_item_cache(const fs::path& other_root) {
   std::lock_guard lock(mutex_);

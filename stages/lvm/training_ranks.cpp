@@ -57,21 +57,26 @@ TrainSettings decode_settings(const std::string& text) {
   return s;
 }
 
-// --- the job protocol: a header, then settings bytes, splits and window values ----------
+// --- the job protocol: a header, then settings bytes, splits, target rows and the vectors ---
+// Windows refer to rows of the vectors (window_data.hpp); the other ranks get the rows once,
+// not a copy per window.
 
-enum JobHeader { kCommand, kSettingsBytes, kRows, kContext, kDim, kHeaderSize };
+enum JobHeader { kCommand, kSettingsBytes, kRows, kContext, kDim, kVectorRows, kHeaderSize };
 enum Command : std::int64_t { kDone = 0, kTrain = 1 };
 
 void send_job(DataParallelGroup& group, const WindowData& data, const TrainSettings& s) {
   const std::string settings = encode_settings(s);
   auto header = torch::tensor({std::int64_t(kTrain), std::int64_t(settings.size()), std::int64_t(data.rows()),
-                               std::int64_t(data.context), std::int64_t(data.dim)});
+                               std::int64_t(data.context), std::int64_t(data.dim), std::int64_t(data.vectors->rows())});
   group.broadcast(header);
   auto bytes = torch::from_blob(const_cast<char*>(settings.data()), {std::int64_t(settings.size())}, torch::kUInt8).clone();
   group.broadcast(bytes);
   auto splits = torch::from_blob(const_cast<std::int64_t*>(data.splits.data()), {std::int64_t(data.rows())}, torch::kInt64).clone();
   group.broadcast(splits);
-  auto values = torch::from_blob(const_cast<float*>(data.values.data()), {std::int64_t(data.values.size())}).clone();
+  auto targets = torch::from_blob(const_cast<std::int64_t*>(data.target_rows.data()), {std::int64_t(data.rows())}, torch::kInt64).clone();
+  group.broadcast(targets);
+  auto values = torch::from_blob(const_cast<float*>(data.vectors->row(0)),
+                                 {std::int64_t(data.vectors->rows() * data.vectors->dim())}).clone();
   group.broadcast(values);
 }
 
@@ -96,9 +101,13 @@ bool receive_job(DataParallelGroup& group, WindowData* data, TrainSettings* s) {
   auto splits = torch::empty({std::int64_t(rows)}, torch::kInt64);
   group.broadcast(splits);
   data->splits.assign(splits.data_ptr<std::int64_t>(), splits.data_ptr<std::int64_t>() + rows);
-  auto values = torch::empty({std::int64_t(rows * data->row_width())});
+  auto targets = torch::empty({std::int64_t(rows)}, torch::kInt64);
+  group.broadcast(targets);
+  data->target_rows.assign(targets.data_ptr<std::int64_t>(), targets.data_ptr<std::int64_t>() + rows);
+  auto values = torch::empty({h[kVectorRows] * h[kDim]});
   group.broadcast(values);
-  data->values.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  data->vectors = VectorRows::in_memory(std::vector<float>(values.data_ptr<float>(), values.data_ptr<float>() + values.numel()),
+                                        data->dim);
   return true;
 }
 

@@ -201,11 +201,10 @@ TEST(LvmEvalStage, TabulatesModelsAndBaselinesSideBySide) {
 
 TEST(LvmEvalStage, ReducedPrecisionReportsItsValCosineChange) {
   auto windows = testdata::synthetic_window_batches();
-  auto gru = train_stage("gru", windows);
+  auto gru = train_stage("gru", *windows);
   testing::TestContext ctx("lvm.eval", {{"dtype", "int8"}});
   std::vector<StageInput> inputs(2);
-  inputs[0].name = "windows";
-  inputs[0].batches = windows;
+  inputs[0] = windows->input();
   inputs[1].name = "train_gru";
   inputs[1].dir = gru->artifact_dir();
   auto stage = ctx.make_stage();
