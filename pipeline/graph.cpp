@@ -141,8 +141,12 @@ struct StageRuntime : StageContext, BatchSink {
   const std::string& input_name(std::size_t i) const override { return spec.inputs.at(i); }
   const std::string& artifact_key() const override { return planned.key; }
   fs::path committed_artifact(const std::string& key) const override {
+    // Never this stage's own key: it is recomputed because that output is forced, damaged or
+    // gone, so whatever refers to it (item-cache row references) must not be served from it.
+    if (key == planned.key) return {};
     auto entry = g.store.find_cache(key);
-    return entry ? fs::path(entry->artifact) : fs::path();
+    if (!entry || !g.store.verify_artifact(key, VerifyDepth::Quick).ok()) return {};
+    return entry->artifact;
   }
   void metric(const std::string& name, double value, std::int64_t step, const std::string& label) override {
     g.store.add_metric(g.run_id, {spec.name, name, label, "", step, value});

@@ -550,30 +550,42 @@ void Store::commit_artifact(const fs::path& staging, const CacheEntry& entry,
     discard_staging = true;
   }
   fsync_path(final_dir.parent_path(), true);
-  Statement(db_,
-            "INSERT OR REPLACE INTO cache_entries(key, stage_type, artifact, run_id, items, batches, "
-            "bytes, created_ms) VALUES(?,?,?,?,?,?,?,?)")
-      .bind(1, e.key).bind(2, e.stage_type).bind(3, relative_artifact(e.key)).bind(4, e.run_id).bind(5, e.items)
-      .bind(6, e.batches).bind(7, e.bytes).bind(8, e.created_ms).run();
-  insert_artifact_files(db_, e.key, files);
-  Statement(db_, "DELETE FROM chunks WHERE key=?").bind(1, e.key).run();
-  Statement chunk(db_,
-                  "INSERT INTO chunks(key, position, chunk_id, article_id, title, section, "
-                  "chunk_index, text, hash) VALUES(?,?,?,?,?,?,?,?,?)");
-  std::int64_t position = 0;
-  for (const auto& b : chunk_batches) {
-    const auto& article = b.int_column("article_id");
-    const auto& index = b.int_column("position");
-    const auto& title = b.text_column("title");
-    const auto& section = b.text_column("section");
-    const auto& text = b.text_column("text");
-    const auto& hash = b.text_column("hash");
-    for (std::size_t r = 0; r < b.rows(); ++r)
-      chunk.bind(1, e.key).bind(2, position++).bind(3, b.ids[r]).bind(4, article[r])
-          .bind(5, title[r]).bind(6, section[r]).bind(7, index[r]).bind(8, text[r])
-          .bind(9, hash[r]).run();
+  try {
+    Statement(db_,
+              "INSERT OR REPLACE INTO cache_entries(key, stage_type, artifact, run_id, items, batches, "
+              "bytes, created_ms) VALUES(?,?,?,?,?,?,?,?)")
+        .bind(1, e.key).bind(2, e.stage_type).bind(3, relative_artifact(e.key)).bind(4, e.run_id).bind(5, e.items)
+        .bind(6, e.batches).bind(7, e.bytes).bind(8, e.created_ms).run();
+    insert_artifact_files(db_, e.key, files);
+    Statement(db_, "DELETE FROM chunks WHERE key=?").bind(1, e.key).run();
+    Statement chunk(db_,
+                    "INSERT INTO chunks(key, position, chunk_id, article_id, title, section, "
+                    "chunk_index, text, hash) VALUES(?,?,?,?,?,?,?,?,?)");
+    std::int64_t position = 0;
+    for (const auto& b : chunk_batches) {
+      const auto& article = b.int_column("article_id");
+      const auto& index = b.int_column("position");
+      const auto& title = b.text_column("title");
+      const auto& section = b.text_column("section");
+      const auto& text = b.text_column("text");
+      const auto& hash = b.text_column("hash");
+      for (std::size_t r = 0; r < b.rows(); ++r)
+        chunk.bind(1, e.key).bind(2, position++).bind(3, b.ids[r]).bind(4, article[r])
+            .bind(5, title[r]).bind(6, section[r]).bind(7, index[r]).bind(8, text[r])
+            .bind(9, hash[r]).run();
+    }
+    tx.commit();
+  } catch (...) {
+    // The rows could not be written (e.g. a full disk): take the folder back out, so no
+    // artifact without its rows is left behind and the run's staging clean-up frees its space.
+    try {
+      std::error_code ec;
+      if (discard_staging) exchange_folders(staging, final_dir);
+      else fs::rename(final_dir, staging, ec);
+    } catch (const std::exception&) {   // keep the first error: it says what went wrong
+    }
+    throw;
   }
-  tx.commit();
   if (discard_staging) {   // now holds the replaced folder
     std::error_code ec;
     fs::remove_all(staging, ec);

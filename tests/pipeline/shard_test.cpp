@@ -88,8 +88,14 @@ TEST_F(ShardTest, ShardsPlusMergeEqualTheUnshardedRun) {
     EXPECT_EQ(shard_chunks, chunks);   // each chunk encoded by exactly one shard
     std::tie(rc, out) = lvmflow("merge " + file.string() + " --shards " + std::to_string(n), store);
     ASSERT_EQ(rc, 0) << out;
-    EXPECT_EQ(encode_metric(store, "cache_misses"), 0);   // the merge encoded nothing
-    EXPECT_EQ(encode_metric(store, "cache_hits"), chunks);
+    if (n == 1) {
+      // One shard holds the prefix under the unsharded keys: merge brings its outputs in whole
+      // (hard links), so the merge's encode stage is cached and computes nothing.
+      EXPECT_EQ(encode_metric(store, "cache_misses"), -1);
+    } else {
+      EXPECT_EQ(encode_metric(store, "cache_misses"), 0);   // the merge encoded nothing
+      EXPECT_EQ(encode_metric(store, "cache_hits"), chunks);
+    }
     // The rest of the pipeline, as if nothing had been sharded.
     std::tie(rc, out) = lvmflow("run " + file.string(), store);
     ASSERT_EQ(rc, 0) << out;

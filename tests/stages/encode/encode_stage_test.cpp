@@ -88,12 +88,12 @@ TEST(EncodeStage, HashedEncoderPassesRowsThroughAndWritesArtifacts) {
 // The item cache holds (artifact key, row) references, not vectors: a hit reads the row back
 // from the committed vectors.npy; a reference whose file is gone is a miss, never a guess.
 TEST(EncodeStage, ItemCacheRefersToCommittedRows) {
-  TestContext first("encode.gtr_t5");
+  TestContext first("encode.hashed");
   auto texts = corpus(20);
   auto a = run_map(first, {chunk_batch(texts)});
   ASSERT_EQ(first.cache_.size(), 20u);
 
-  TestContext again("encode.gtr_t5");
+  TestContext again("encode.hashed");
   again.shared_cache = &first.cache_;
   auto b = run_map(again, {chunk_batch(texts)});
   const std::string label = again.text_metrics.at("encoder");
@@ -101,7 +101,7 @@ TEST(EncodeStage, ItemCacheRefersToCommittedRows) {
   EXPECT_EQ(b[0].vectors, a[0].vectors);
 
   fs::remove(first.artifact_dir() / "vectors.npy");
-  TestContext gone("encode.gtr_t5");
+  TestContext gone("encode.hashed");
   gone.shared_cache = &first.cache_;
   auto c = run_map(gone, {chunk_batch(texts)});
   EXPECT_EQ(gone.metric_value("cache_hits", label), 0);
