@@ -7,7 +7,7 @@
 #include "stages/lvm/trainer.hpp"
 #include "tests/stages/lvm/synthetic_corpus.hpp"
 #include "stages/lvm/window_data.hpp"
-#include "stages/window/sequence_windows.hpp"
+#include "stages/seq/sequence_windows.hpp"
 #include "tests/support/test_context.hpp"
 
 namespace lvmflow::testdata {

@@ -1,4 +1,4 @@
-#include "stages/window/sequence_windows.hpp"
+#include "stages/seq/sequence_windows.hpp"
 
 #include <algorithm>
 #include <map>

@@ -6,7 +6,7 @@
 #include "pipeline/error.hpp"
 #include "pipeline/vector_file.hpp"
 #include "stages/common/npy.hpp"
-#include "stages/window/sequence_windows.hpp"
+#include "stages/seq/sequence_windows.hpp"
 #include "tests/support/test_context.hpp"
 
 namespace lvmflow {

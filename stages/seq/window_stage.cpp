@@ -4,7 +4,7 @@
 
 #include "pipeline/error.hpp"
 #include "pipeline/stage.hpp"
-#include "stages/window/sequence_windows.hpp"
+#include "stages/seq/sequence_windows.hpp"
 
 namespace lvmflow {
 namespace {
@@ -59,7 +59,7 @@ class SequenceWindowStage : public BarrierStage {
 
 }  // namespace
 
-void register_window_stages(StageRegistry& registry) {
+void register_seq_stages(StageRegistry& registry) {
   StageInfo info;
   info.type = "seq.window";
   // 2: windows refer to rows of vectors.npy instead of carrying (N+1) vectors each.
