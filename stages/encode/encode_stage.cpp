@@ -157,6 +157,10 @@ class EncodeStage : public MapStage {
     const double seconds = static_cast<double>(encode_ns_) * 1e-9;
     ctx.metric("encode_seconds", seconds, -1, label);
     if (misses_ > 0 && seconds > 0) ctx.metric("encoded_chunks_per_second", static_cast<double>(misses_) / seconds, -1, label);
+    // Share of the tokens fed to the model that were padding (length buckets pad to their
+    // longest text): compute spent on nothing, to tune max_batch_tokens against.
+    if (const auto tokens = encoder_->token_counts(); tokens.padded > 0)
+      ctx.metric("padded_token_share", 1.0 - static_cast<double>(tokens.real) / static_cast<double>(tokens.padded), -1, label);
     ctx.log("encoded " + std::to_string(misses_.load()) + " chunks, " + std::to_string(hits_.load()) +
             " from the item cache, with " + label);
   }

@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <numeric>
 #include <thread>
@@ -154,6 +155,8 @@ class GtrT5Encoder : public TextEncoder {
     return tokenizer_->encode(text, max_length_).size();
   }
 
+  TokenCounts token_counts() const override { return {real_tokens_.load(), padded_tokens_.load()}; }
+
   void encode(const std::vector<std::string>& texts, float* out) const override {
     // OpenMP thread counts are per calling thread and the engine calls us from its worker
     // threads: apply set_encoder_threads()'s count here, before any oneDNN kernel runs (ATen
@@ -195,6 +198,10 @@ class GtrT5Encoder : public TextEncoder {
         mask_a[r][static_cast<std::int64_t>(j)] = 1;
       }
     }
+    std::int64_t real = 0;
+    for (std::int64_t r = 0; r < B; ++r) real += static_cast<std::int64_t>(tokens[order[begin + r]].size());
+    real_tokens_ += real;
+    padded_tokens_ += B * L;
     at::Tensor hidden = stack_->forward(ids, mask);                        // [B, L, d]
     at::Tensor m = mask.to(at::kFloat).unsqueeze(-1);                      // [B, L, 1]
     at::Tensor pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);   // masked mean
@@ -218,6 +225,7 @@ class GtrT5Encoder : public TextEncoder {
   bool normalize_ = false;
   std::size_t dim_ = 0;
   std::int64_t max_length_ = 0, max_batch_tokens_ = 0;
+  mutable std::atomic<std::int64_t> real_tokens_{0}, padded_tokens_{0};   // see token_counts()
   std::string name_, fingerprint_;
 };
 

@@ -44,6 +44,12 @@ class TextEncoder {
   virtual void encode(const std::vector<std::string>& texts, float* out) const = 0;
   // Number of tokens `text` becomes (after truncation); used to bucket by length.
   virtual std::size_t token_count(const std::string& text) const = 0;
+  // Tokens fed to the model so far: real ones and real + padding (forward passes pad each
+  // length bucket to its longest text). {0, 0} for encoders without padding.
+  struct TokenCounts {
+    std::int64_t real = 0, padded = 0;
+  };
+  virtual TokenCounts token_counts() const { return {}; }
 };
 
 // Builds the encoder `options` describes: the GTR-T5 folder when model_dir is set (a missing

@@ -2,7 +2,7 @@
 // libtorch C++ models of stages/lvm side by side with the same models in PyTorch from Python
 // (tools/bench/lvm/lvm_models.py bench), measured in one run on this machine.
 //
-//   build-x/tools/bench/lvm/lvm_bench [--threads N] [--reps R] [--train-steps S] [--rounds K]
+//   build-x/tools/bench/lvm/lvmflow_lvm_bench [--threads N] [--reps R] [--train-steps S] [--rounds K]
 //                                     [--clock cpu|wall] [--python PATH|none] [--arch A]
 //
 // The machine this runs on is shared, so C++ and Python are measured alternately, arch by
@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
     else if (a == "--clock" && (std::string(argv[i + 1]) == "cpu" || std::string(argv[i + 1]) == "wall"))
       g_cpu_clock = std::string(argv[i + 1]) == "cpu";
     else {
-      std::cerr << "usage: lvm_bench [--threads N] [--reps R] [--train-steps S] [--rounds K] [--clock cpu|wall] [--python PATH|none] [--arch A]\n";
+      std::cerr << "usage: lvmflow_lvm_bench [--threads N] [--reps R] [--train-steps S] [--rounds K] [--clock cpu|wall] [--python PATH|none] [--arch A]\n";
       return 2;
     }
   }
