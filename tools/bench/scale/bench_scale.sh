@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale benchmark (issue 11): the sample dump replicated to N chunks (tools/make_scale_dump.py)
-# through ingest.wikipedia -> chunk.text -> encode.gtr_t5 (built-in encoder) -> seq.window ->
+# through ingest.wikipedia -> chunk.text -> encode.hashed (the built-in offline encoder) -> seq.window ->
 # lvm.train (amn, 1 epoch) -> retrieve.index (Flat), on a fresh store per size. Prints chunks,
 # cold wall time, peak RSS of the lvmflow process (/usr/bin/time), store bytes (du: hard links
 # counted once), their ratios to the bytes of the encoder's vectors.npy, seconds per 1k chunks
@@ -39,7 +39,7 @@ store: $store
 stages:
   - {name: articles, type: ingest.wikipedia, params: {path: "$dump"}, batch_size: 16}
   - {name: chunks, type: chunk.text, inputs: [articles], concurrency: 2}
-  - {name: vectors, type: encode.gtr_t5, inputs: [chunks], params: {model: ""}, batch_size: 256}
+  - {name: vectors, type: encode.hashed, inputs: [chunks], batch_size: 256}
   - {name: windows, type: seq.window, inputs: [vectors], params: {context: 5, val_fraction: 0.1}}
   - {name: train, type: lvm.train, inputs: [windows], params: {arch: amn, epochs: 1}}
   - {name: index, type: retrieve.index, inputs: [vectors], params: {index: Flat}}
