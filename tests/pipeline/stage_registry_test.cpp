@@ -27,7 +27,7 @@ TEST(StageRegistry, RefusesATypeWhosePrefixIsNotItsFamily) {
   StageRegistry r;
   EXPECT_EQ(add_error(r, "encode.gtr_t5", "encode"), "(no error)");
   const std::string e = add_error(r, "seq.window", "window");
-  EXPECT_NE(e.find("stage type 'seq.window' is registered by family 'window' (stages/seq/)"), std::string::npos) << e;
+  EXPECT_NE(e.find("stage type 'seq.window' is registered by family 'window' (stages/window/)"), std::string::npos) << e;
   EXPECT_NE(e.find("name it 'window.<name>'"), std::string::npos) << e;
   EXPECT_NE(add_error(r, "encoder.x", "encode").find("registered by family 'encode'"), std::string::npos);
   EXPECT_NE(add_error(r, "encode.", "encode").find("registered by family"), std::string::npos);
